@@ -1,0 +1,144 @@
+/* owl — open weights, locally.
+ *
+ * The public library: opaque handles, owl_status return codes and a
+ * per-thread error text. The CLI and the server use only this header.
+ *
+ * Data flows one way: file -> weights table -> model -> context -> logits ->
+ * sampler -> tokens -> text.
+ */
+#ifndef OWL_H
+#define OWL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status and errors ------------------------------------------------ */
+
+typedef enum owl_status {
+    OWL_OK = 0,
+    OWL_ERR_IO,          /* a file could not be opened, read, mapped or written */
+    OWL_ERR_FORMAT,      /* the bytes do not follow the format */
+    OWL_ERR_UNSUPPORTED, /* valid, but not something owl runs (yet) */
+    OWL_ERR_NOMEM,       /* an allocation failed */
+    OWL_ERR_ARG,         /* a caller passed a bad argument */
+    OWL_ERR_RANGE,       /* a value is outside what is allowed (e.g. context full) */
+} owl_status;
+
+/* The message of the last error on this thread: names the file, the field
+ * and the value. Valid until the next failing call on this thread. */
+const char *owl_last_error(void);
+const char *owl_status_name(owl_status s);
+
+/* Threads used by matrix products (0 = all cores). */
+void owl_set_threads(int n);
+int owl_get_threads(void);
+
+/* ---- models ----------------------------------------------------------- */
+
+typedef struct owl_model owl_model;
+typedef struct owl_ctx owl_ctx;
+typedef struct owl_tokenizer owl_tokenizer;
+typedef struct owl_sampler owl_sampler;
+
+typedef struct owl_model_params {
+    /* For llama2.c checkpoints: the tokenizer.bin that goes with it. NULL:
+     * look for tokenizer.bin beside the checkpoint. */
+    const char *tokenizer_path;
+} owl_model_params;
+
+/* Loads a GGUF file or a llama2.c checkpoint (decided by the file's bytes). */
+owl_status owl_model_load(const char *path, const owl_model_params *params, owl_model **out);
+void owl_model_free(owl_model *model);
+
+typedef struct owl_model_info {
+    const char *arch;         /* "llama", ... */
+    const char *weight_type;  /* dtype name of the largest matrices, "F32", "F16", ... */
+    int n_vocab;
+    int n_ctx_train;
+    int dim;
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;
+    int ffn_dim;
+    uint64_t n_params;
+    uint64_t weight_bytes;     /* bytes of all tensors */
+    uint64_t bytes_per_token;  /* bytes of weights read to generate one token */
+} owl_model_info;
+
+void owl_model_get_info(const owl_model *model, owl_model_info *info);
+const owl_tokenizer *owl_model_tokenizer(const owl_model *model);
+
+/* ---- contexts: KV cache and evaluation ---------------------------------- */
+
+/* n_ctx = 0: the model's training context. */
+owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out);
+void owl_ctx_free(owl_ctx *ctx);
+int owl_ctx_size(const owl_ctx *ctx);
+/* Number of positions already in the KV cache. */
+int owl_ctx_pos(const owl_ctx *ctx);
+/* Forget positions >= pos (pos <= owl_ctx_pos). */
+void owl_ctx_truncate(owl_ctx *ctx, int pos);
+
+/* Runs n tokens at the next positions, all through each matrix at once.
+ * all_logits: keep the logits of every token, else only of the last one.
+ * OWL_ERR_RANGE if the tokens do not fit in the context. */
+owl_status owl_ctx_eval(owl_ctx *ctx, const int32_t *tokens, int n, bool all_logits);
+/* Logits (n_vocab floats) of token i of the last eval; i = -1: the last token. */
+const float *owl_ctx_logits(const owl_ctx *ctx, int i);
+
+/* ---- tokenizer -------------------------------------------------------- */
+
+int owl_token_count(const owl_tokenizer *tok);
+int32_t owl_token_bos(const owl_tokenizer *tok); /* -1 if none */
+int32_t owl_token_eos(const owl_tokenizer *tok); /* -1 if none */
+/* The stored piece of a token (not NUL-terminated), NULL for a bad id. */
+const char *owl_token_piece(const owl_tokenizer *tok, int32_t id, size_t *len);
+bool owl_token_is_special(const owl_tokenizer *tok, int32_t id);
+
+/* Encodes text. add_bos: start with BOS. parse_special: text like "<s>" may
+ * become a special token (never for plain user text). *ids is malloc'd. */
+owl_status owl_tokenize(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                        bool parse_special, int32_t **ids, size_t *n_ids);
+
+/* Streaming decode: bytes come out only as whole UTF-8 characters. */
+typedef struct owl_detok owl_detok;
+owl_status owl_detok_new(const owl_tokenizer *tok, owl_detok **out);
+void owl_detok_free(owl_detok *d);
+/* Appends the text of token id; returns a pointer to the complete text ready
+ * now (NUL-terminated, valid until the next call) and its length in *len. */
+const char *owl_detok_push(owl_detok *d, int32_t id, size_t *len);
+/* Whatever is left (an incomplete character comes out as U+FFFD). */
+const char *owl_detok_flush(owl_detok *d, size_t *len);
+/* Whole decode of ids into a malloc'd NUL-terminated string. */
+owl_status owl_detokenize(const owl_tokenizer *tok, const int32_t *ids, size_t n, char **text);
+
+/* ---- sampling --------------------------------------------------------- */
+
+typedef struct owl_sampler_params {
+    float temperature;    /* <= 0: greedy (argmax) */
+    int top_k;            /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int repeat_last_n;    /* how many recent tokens the penalty looks at */
+    uint64_t seed;
+} owl_sampler_params;
+
+void owl_sampler_defaults(owl_sampler_params *p);
+owl_status owl_sampler_new(const owl_sampler_params *p, int n_vocab, owl_sampler **out);
+void owl_sampler_free(owl_sampler *s);
+/* Picks a token from logits (not modified). */
+int32_t owl_sampler_sample(owl_sampler *s, const float *logits);
+/* Records a token as generated or seen (for the repetition penalty). */
+void owl_sampler_accept(owl_sampler *s, int32_t token);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

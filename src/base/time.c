@@ -1,0 +1,10 @@
+/* Monotonic time. */
+#include "base/base.h"
+
+#include <time.h>
+
+double owl_time_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
