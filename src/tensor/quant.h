@@ -1,0 +1,21 @@
+/* tensor/quant: GGUF block-quantized types (Q4_0 ... Q8_0, Q2_K ... Q8_K):
+ * bit-exact block layouts, reference quantize / dequantize, and dot products
+ * of a quantized weight row with an activation row quantized once to the
+ * type's dot partner (Q8_0 for the 32-blocks, Q8_K for the K-quants). */
+#ifndef OWL_QUANT_H
+#define OWL_QUANT_H
+
+#include "tensor/tensor.h"
+
+/* True if owl can dequantize and multiply type t. */
+bool owl_quant_supported(owl_dtype t);
+/* n must be a whole number of blocks. */
+void owl_quant_dequantize_row(owl_dtype t, const void *src, float *dst, int64_t n);
+/* Quantizes n floats (whole blocks) with the reference algorithm. */
+owl_status owl_quant_quantize_row(owl_dtype t, const float *src, void *dst, int64_t n);
+/* The type an activation row is quantized to for dot products with t. */
+owl_dtype owl_quant_dot_type(owl_dtype t);
+/* sum_i w[i] * x[i] with w a row of type t and x a row of owl_quant_dot_type(t). */
+float owl_quant_dot(owl_dtype t, const void *w, const void *x, int64_t n);
+
+#endif
