@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""Plain float64 NumPy forward pass of a Llama-style decoder, the reference
+that owl's model layer is checked against.
+
+Deliberately simple and independent of owl: its own RMSNorm, RoPE (both
+layouts), grouped-query attention with a full causal mask, SwiGLU. It also
+holds a small GGUF reader so that it can run on real files.
+
+    llama_ref.py MODEL.gguf TOKENS.txt OUT.f64   # logits of every position
+
+Weights are a dict of float64 arrays in the usual math orientation:
+W[name] has shape (rows, cols) = (ne[1], ne[0]) of the GGUF tensor.
+"""
+import struct
+import sys
+
+import numpy as np
+
+
+# ---------------------------------------------------------------- forward
+
+def rmsnorm(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope(x, positions, n_rot, base, neox):
+    """x: (T, n_heads, head_dim). Rotates the first n_rot dims of each head.
+    neox=False: pairs (2i, 2i+1) (GGUF "llama"); neox=True: pairs
+    (i, i + n_rot/2) (Hugging Face rotate_half, GGUF "qwen2")."""
+    out = x.copy()
+    half = n_rot // 2
+    inv = base ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot)   # (half,)
+    ang = np.asarray(positions, dtype=np.float64)[:, None] * inv[None, :]  # (T, half)
+    c = np.cos(ang)[:, None, :]
+    s = np.sin(ang)[:, None, :]
+    if neox:
+        a = x[:, :, 0:half]
+        b = x[:, :, half:n_rot]
+        out[:, :, 0:half] = a * c - b * s
+        out[:, :, half:n_rot] = a * s + b * c
+    else:
+        a = x[:, :, 0:n_rot:2]
+        b = x[:, :, 1:n_rot:2]
+        out[:, :, 0:n_rot:2] = a * c - b * s
+        out[:, :, 1:n_rot:2] = a * s + b * c
+    return out
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def forward(W, hp, tokens):
+    """Logits (T, vocab) of every position of `tokens` (positions 0..T-1)."""
+    dim, n_heads, n_kv, hd = hp["dim"], hp["n_heads"], hp["n_kv_heads"], hp["head_dim"]
+    eps, base, n_rot, neox = hp["eps"], hp["rope_base"], hp["n_rot"], hp["neox"]
+    T = len(tokens)
+    pos = np.arange(T)
+    x = W["token_embd.weight"][np.asarray(tokens)]          # (T, dim)
+    group = n_heads // n_kv
+    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    for l in range(hp["n_layers"]):
+        p = "blk.%d." % l
+        h = rmsnorm(x, W[p + "attn_norm.weight"], eps)
+        q = h @ W[p + "attn_q.weight"].T
+        k = h @ W[p + "attn_k.weight"].T
+        v = h @ W[p + "attn_v.weight"].T
+        if p + "attn_q.bias" in W:
+            q = q + W[p + "attn_q.bias"]
+        if p + "attn_k.bias" in W:
+            k = k + W[p + "attn_k.bias"]
+        if p + "attn_v.bias" in W:
+            v = v + W[p + "attn_v.bias"]
+        q = rope(q.reshape(T, n_heads, hd), pos, n_rot, base, neox)
+        k = rope(k.reshape(T, n_kv, hd), pos, n_rot, base, neox)
+        v = v.reshape(T, n_kv, hd)
+        att = np.zeros((T, n_heads, hd))
+        for hh in range(n_heads):
+            g = hh // group
+            s = (q[:, hh, :] @ k[:, g, :].T) / np.sqrt(hd) + mask
+            s = s - s.max(axis=1, keepdims=True)
+            e = np.exp(s)
+            a = e / e.sum(axis=1, keepdims=True)
+            att[:, hh, :] = a @ v[:, g, :]
+        x = x + att.reshape(T, n_heads * hd) @ W[p + "attn_output.weight"].T
+        h = rmsnorm(x, W[p + "ffn_norm.weight"], eps)
+        f = silu(h @ W[p + "ffn_gate.weight"].T) * (h @ W[p + "ffn_up.weight"].T)
+        x = x + f @ W[p + "ffn_down.weight"].T
+    x = rmsnorm(x, W["output_norm.weight"], eps)
+    out = W["output.weight"] if "output.weight" in W else W["token_embd.weight"]
+    return x @ out.T
+
+
+# ---------------------------------------------------------------- GGUF
+
+_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+           10: "<Q", 11: "<q", 12: "<d"}
+
+
+def read_gguf(path):
+    """(meta dict, {name: float64 array (ne[1], ne[0]) or 1-D}) of a GGUF
+    file with F32 / F16 / BF16 tensors."""
+    data = open(path, "rb").read()
+    off = [0]
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, data, off[0])
+        off[0] += struct.calcsize(fmt)
+        return v[0]
+
+    def string():
+        n = take("<Q")
+        s = data[off[0]:off[0] + n]
+        off[0] += n
+        return s.decode("utf-8", "replace")
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            et = take("<I")
+            n = take("<Q")
+            return [value(et) for _ in range(n)]
+        return take(_SCALAR[t])
+
+    assert data[:4] == b"GGUF", "not a GGUF file"
+    off[0] = 4
+    version = take("<I")
+    assert version in (2, 3)
+    n_t = take("<Q")
+    n_kv = take("<Q")
+    meta = {}
+    for _ in range(n_kv):
+        k = string()
+        meta[k] = value(take("<I"))
+    infos = []
+    for _ in range(n_t):
+        name = string()
+        nd = take("<I")
+        ne = [take("<Q") for _ in range(nd)]
+        t = take("<I")
+        o = take("<Q")
+        infos.append((name, ne, t, o))
+    align = meta.get("general.alignment", 32)
+    start = (off[0] + align - 1) // align * align
+    tensors = {}
+    for name, ne, t, o in infos:
+        n = int(np.prod(ne))
+        b = start + o
+        if t == 0:
+            a = np.frombuffer(data, np.float32, n, b).astype(np.float64)
+        elif t == 1:
+            a = np.frombuffer(data, np.float16, n, b).astype(np.float64)
+        elif t == 30:
+            u = np.frombuffer(data, np.uint16, n, b).astype(np.uint32) << 16
+            a = u.view(np.float32).astype(np.float64)
+        else:
+            raise ValueError("%s: tensor type %d not supported by the reference" % (name, t))
+        tensors[name] = a.reshape(list(reversed(ne))) if len(ne) > 1 else a
+    return meta, tensors
+
+
+def hparams_from_meta(meta, W):
+    arch = meta["general.architecture"]
+
+    def key(k, default=None):
+        v = meta.get(arch + "." + k, default)
+        if v is None:
+            raise KeyError(arch + "." + k)
+        return v
+    dim = key("embedding_length")
+    n_heads = key("attention.head_count")
+    hd = key("attention.key_length", dim // n_heads)
+    return {
+        "dim": dim, "n_layers": key("block_count"), "n_heads": n_heads,
+        "n_kv_heads": key("attention.head_count_kv", n_heads), "head_dim": hd,
+        "eps": key("attention.layer_norm_rms_epsilon", 1e-5),
+        "rope_base": key("rope.freq_base", 10000.0),
+        "n_rot": key("rope.dimension_count", hd),
+        "neox": arch in ("qwen2",),
+    }
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.stderr.write(__doc__)
+        return 2
+    meta, W = read_gguf(sys.argv[1])
+    hp = hparams_from_meta(meta, W)
+    tokens = [int(t) for t in open(sys.argv[2]).read().split()]
+    logits = forward(W, hp, tokens)
+    logits.astype("<f8").tofile(sys.argv[3])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
