@@ -133,7 +133,7 @@ typedef struct owl_sampler_params {
 void owl_sampler_defaults(owl_sampler_params *p);
 owl_status owl_sampler_new(const owl_sampler_params *p, int n_vocab, owl_sampler **out);
 void owl_sampler_free(owl_sampler *s);
-/* Picks a token from logits (not modified). */
+/* Picks a token from logits (not modified); -1 if no logit is a number. */
 int32_t owl_sampler_sample(owl_sampler *s, const float *logits);
 /* Records a token as generated or seen (for the repetition penalty). */
 void owl_sampler_accept(owl_sampler *s, int32_t token);
