@@ -1,0 +1,133 @@
+/* Contexts: the KV cache, the scratch buffers of the forward pass (all
+ * allocated once, sized for the largest micro-batch), and evaluation. */
+#include "model/model.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OWL_MAX_UBATCH 512 /* tokens pushed through the matrices at once */
+
+static float *alloc_floats(uint64_t n, uint64_t m, owl_status *st) {
+    uint64_t elems, bytes;
+    if (*st) return NULL;
+    if (!owl_mul_ok(n, m, &elems) || !owl_mul_ok(elems, sizeof(float), &bytes) || bytes > SIZE_MAX) {
+        *st = owl_errorf(OWL_ERR_NOMEM, "context: a buffer of %llu x %llu floats is too large",
+                         (unsigned long long)n, (unsigned long long)m);
+        return NULL;
+    }
+    float *p = owl_alloc_aligned((size_t)(bytes ? bytes : 64));
+    if (!p) *st = OWL_ERR_NOMEM;
+    return p;
+}
+
+owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
+    *out = NULL;
+    if (!model) return owl_errorf(OWL_ERR_ARG, "owl_ctx_new: no model");
+    const owl_hparams *hp = &model->hp;
+    if (n_ctx == 0) n_ctx = hp->n_ctx_train;
+    if (n_ctx < 1) return owl_errorf(OWL_ERR_ARG, "owl_ctx_new: context size %d must be at least 1", n_ctx);
+    owl_ctx *c = owl_calloc(1, sizeof *c);
+    if (!c) return OWL_ERR_NOMEM;
+    c->model = model;
+    c->n_ctx = n_ctx;
+    c->n_ub = n_ctx < OWL_MAX_UBATCH ? n_ctx : OWL_MAX_UBATCH;
+    int nt = omp_get_num_procs();
+    if (omp_get_max_threads() > nt) nt = omp_get_max_threads();
+    if (owl_threads() > nt) nt = owl_threads();
+    c->n_score_threads = nt;
+
+    owl_status st = OWL_OK;
+    uint64_t cache_rows;
+    if (!owl_mul_ok((uint64_t)hp->n_layers, (uint64_t)n_ctx, &cache_rows)) cache_rows = UINT64_MAX;
+    uint64_t ub = (uint64_t)c->n_ub;
+    c->k_cache = alloc_floats(cache_rows, (uint64_t)hp->kv_dim, &st);
+    c->v_cache = alloc_floats(cache_rows, (uint64_t)hp->kv_dim, &st);
+    c->x = alloc_floats(ub, (uint64_t)hp->dim, &st);
+    c->h = alloc_floats(ub, (uint64_t)hp->dim, &st);
+    c->o = alloc_floats(ub, (uint64_t)hp->dim, &st);
+    c->q = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
+    c->att = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
+    c->gate = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
+    c->up = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
+    c->scores = alloc_floats((uint64_t)nt, (uint64_t)n_ctx, &st);
+    c->logits_cap = (size_t)hp->n_vocab;
+    c->logits = alloc_floats(1, (uint64_t)hp->n_vocab, &st);
+    if (st) {
+        owl_ctx_free(c);
+        return owl_error_prefix(st, "context of %d positions", n_ctx);
+    }
+    *out = c;
+    return OWL_OK;
+}
+
+void owl_ctx_free(owl_ctx *c) {
+    if (!c) return;
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->x);
+    free(c->h);
+    free(c->o);
+    free(c->q);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->scores);
+    free(c->logits);
+    free(c);
+}
+
+int owl_ctx_size(const owl_ctx *c) { return c ? c->n_ctx : 0; }
+int owl_ctx_pos(const owl_ctx *c) { return c ? c->pos : 0; }
+
+void owl_ctx_truncate(owl_ctx *c, int pos) {
+    if (!c) return;
+    if (pos < 0) pos = 0;
+    if (pos < c->pos) c->pos = pos;
+}
+
+owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logits) {
+    if (!c) return owl_errorf(OWL_ERR_ARG, "owl_ctx_eval: no context");
+    if (n <= 0 || !tokens) return owl_errorf(OWL_ERR_ARG, "owl_ctx_eval: no tokens (n = %d)", n);
+    if (n > c->n_ctx - c->pos)
+        return owl_errorf(OWL_ERR_RANGE, "prompt of %d tokens does not fit in the context of %d (%d already used)", n,
+                          c->n_ctx, c->pos);
+    const owl_model *m = c->model;
+    const int vocab = m->hp.n_vocab;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return owl_errorf(OWL_ERR_ARG, "token %d at index %d is outside the vocabulary of %d", (int)tokens[i], i,
+                              vocab);
+    size_t need = (size_t)vocab * (size_t)(all_logits ? n : 1);
+    if (need > c->logits_cap) {
+        float *nl = owl_alloc_aligned(need * sizeof(float));
+        if (!nl) return owl_error_prefix(OWL_ERR_NOMEM, "logits of %d tokens", n);
+        free(c->logits);
+        c->logits = nl;
+        c->logits_cap = need;
+    }
+    c->n_logits = 0;
+    c->last_n = 0;
+    for (int t0 = 0; t0 < n; t0 += c->n_ub) {
+        int nb = n - t0 < c->n_ub ? n - t0 : c->n_ub;
+        owl_status st = owl_model_forward(c, tokens + t0, nb);
+        if (st) return st;
+        if (all_logits)
+            owl_matmul(&m->output, c->h, c->logits + (size_t)t0 * (size_t)vocab, nb);
+        else if (t0 + nb == n)
+            owl_matmul(&m->output, c->h + (size_t)(nb - 1) * (size_t)m->hp.dim, c->logits, 1);
+    }
+    c->last_n = n;
+    c->last_all = all_logits;
+    c->n_logits = all_logits ? n : 1;
+    return OWL_OK;
+}
+
+const float *owl_ctx_logits(const owl_ctx *c, int i) {
+    if (!c || c->n_logits == 0) return NULL;
+    if (i == -1) i = c->last_n - 1;
+    if (i < 0 || i >= c->last_n) return NULL;
+    size_t vocab = (size_t)c->model->hp.n_vocab;
+    if (c->last_all) return c->logits + (size_t)i * vocab;
+    return i == c->last_n - 1 ? c->logits : NULL;
+}

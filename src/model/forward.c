@@ -1,0 +1,88 @@
+/* The forward pass of the generic decoder block, batched: every matrix sees
+ * all n tokens of a micro-batch at once (owl_matmul with n_tok = n). K and V
+ * are written straight into the KV cache, whose rows for consecutive
+ * positions are contiguous. */
+#include "model/model.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* Adds bias b (len) to each of n rows of y (row stride len). */
+static void add_bias(float *y, const float *b, int n, int len) {
+    if (!b) return;
+    for (int t = 0; t < n; t++) {
+        float *r = y + (size_t)t * (size_t)len;
+#pragma omp simd
+        for (int i = 0; i < len; i++) r[i] += b[i];
+    }
+}
+
+/* x += o for n rows of dim. */
+static void add_rows(float *x, const float *o, size_t count) {
+#pragma omp simd
+    for (size_t i = 0; i < count; i++) x[i] += o[i];
+}
+
+static void norm_rows(float *out, const float *x, const float *w, int n, int dim, float eps, int nt) {
+#pragma omp parallel for num_threads(nt) if (n >= 8)
+    for (int t = 0; t < n; t++)
+        owl_rmsnorm(out + (size_t)t * (size_t)dim, x + (size_t)t * (size_t)dim, w, dim, eps);
+}
+
+owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n) {
+    const owl_model *m = c->model;
+    const owl_hparams *hp = &m->hp;
+    const int dim = hp->dim, hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, ffn = hp->ffn_dim;
+    const int pos0 = c->pos;
+    const int nt = owl_threads();
+    const bool neox = m->arch->rope_neox;
+
+    /* embeddings: convert each token's row from its dtype */
+    for (int t = 0; t < n; t++) {
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
+        owl_status st = owl_to_f32(m->tok_embd.dtype, row, c->x + (size_t)t * (size_t)dim, dim);
+        if (st) return owl_error_prefix(st, "embedding of token %d", (int)tokens[t]);
+    }
+
+    for (int l = 0; l < hp->n_layers; l++) {
+        const owl_layer *L = &m->layers[l];
+        float *kc = c->k_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
+        float *vc = c->v_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
+
+        /* attention */
+        norm_rows(c->h, c->x, L->attn_norm, n, dim, hp->eps, nt);
+        owl_matmul(&L->wq, c->h, c->q, n);
+        owl_matmul(&L->wk, c->h, kc, n);
+        owl_matmul(&L->wv, c->h, vc, n);
+        add_bias(c->q, L->bq, n, qd);
+        add_bias(kc, L->bk, n, kvd);
+        add_bias(vc, L->bv, n, kvd);
+#pragma omp parallel for num_threads(nt) if (n >= 4)
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < hp->n_heads; h++)
+                owl_rope(c->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd, hd, hp->n_rot, pos0 + t,
+                         hp->rope_base, hp->rope_scale, neox);
+            for (int h = 0; h < hp->n_kv_heads; h++)
+                owl_rope(kc + (size_t)t * (size_t)kvd + (size_t)h * (size_t)hd, hd, hp->n_rot, pos0 + t,
+                         hp->rope_base, hp->rope_scale, neox);
+        }
+        owl_model_attention(c, l, pos0, n);
+        owl_matmul(&L->wo, c->att, c->o, n);
+        add_rows(c->x, c->o, (size_t)n * (size_t)dim);
+
+        /* feed-forward */
+        norm_rows(c->h, c->x, L->ffn_norm, n, dim, hp->eps, nt);
+        owl_matmul(&L->w_gate, c->h, c->gate, n);
+        owl_matmul(&L->w_up, c->h, c->up, n);
+#pragma omp parallel for num_threads(nt) if (n >= 8)
+        for (int t = 0; t < n; t++) {
+            size_t off = (size_t)t * (size_t)ffn;
+            owl_swiglu(c->gate + off, c->gate + off, c->up + off, ffn);
+        }
+        owl_matmul(&L->w_down, c->gate, c->o, n);
+        add_rows(c->x, c->o, (size_t)n * (size_t)dim);
+    }
+    norm_rows(c->h, c->x, m->out_norm, n, dim, hp->eps, nt);
+    c->pos = pos0 + n;
+    return OWL_OK;
+}
