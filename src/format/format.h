@@ -91,9 +91,16 @@ owl_status owl_meta_set_bool(owl_meta *m, const char *key, bool v);
 owl_status owl_meta_set_str(owl_meta *m, const char *key, const char *s, size_t len);
 owl_status owl_meta_set_arr(owl_meta *m, const char *key, owl_meta_type elem, const void *raw, uint64_t count);
 owl_status owl_meta_set_str_arr(owl_meta *m, const char *key, const owl_str *strs, uint64_t count);
+/* Deep-copies any value (nested arrays included) into the arena. */
+owl_status owl_meta_set(owl_meta *m, const char *key, const owl_meta_value *v);
+/* Name of a value type ("u32", "string", "array", ...; "?" if unknown). */
+const char *owl_meta_type_name(owl_meta_type t);
 /* Adds an entry without copying (the value points into a mapping that
  * outlives the dictionary). Used by readers. */
 owl_status owl_meta_put(owl_meta *m, owl_str key, const owl_meta_value *v);
+/* Like owl_meta_put but never looks for an existing key (fast; the caller
+ * guarantees keys are unique, as the GGUF reader checks after reading). */
+owl_status owl_meta_append(owl_meta *m, owl_str key, const owl_meta_value *v);
 
 /* ---- weights table ---- */
 
@@ -119,6 +126,10 @@ typedef struct owl_weights {
     owl_arena arena;            /* names and owned tensor data */
 } owl_weights;
 
+/* Starts an empty table: zeroes ws and copies path and format into its
+ * arena (path and format are owned by the arena: never free() them; readers
+ * call this first). */
+owl_status owl_weights_init(owl_weights *ws, const char *path, const char *format);
 void owl_weights_free(owl_weights *ws);
 const owl_weight *owl_weights_find(const owl_weights *ws, const char *name);
 /* Number of elements, product of ne. */
@@ -126,7 +137,8 @@ int64_t owl_weight_nelem(const owl_weight *w);
 /* Adds a tensor (name copied). */
 owl_status owl_weights_add(owl_weights *ws, const char *name, owl_dtype dtype, int n_dims,
                            const int64_t *ne, const void *data, uint64_t nbytes);
-/* Takes ownership of a mapping; returns a pointer to the kept copy. */
+/* Takes ownership of a mapping (*m is zeroed); returns a pointer to the kept
+ * copy (valid until the next keep_map; the mapped bytes never move). */
 owl_status owl_weights_keep_map(owl_weights *ws, owl_mmap *m, const owl_mmap **kept);
 
 /* ---- readers ---- */
