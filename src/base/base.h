@@ -78,6 +78,14 @@ bool owl_cpu_scalar_forced(void);
 /* ---- threads ---- */
 int owl_threads(void); /* the number owl_set_threads chose, >= 1 */
 
+/* ---- memory bandwidth (bandwidth.c) ---- */
+/* Median read bandwidth in GB/s (1e9 bytes/s) of `threads` threads (<= 0:
+ * owl_threads()) streaming a 1 GiB buffer, repeated for about `seconds`
+ * after one warm-up pass. 0 if the buffer cannot be allocated. */
+double owl_measure_read_bandwidth(int threads, double seconds);
+/* The same over a buffer of `bytes` (rounded to 4 KiB, at least 1 MiB). */
+double owl_measure_read_bandwidth_ex(int threads, double seconds, size_t bytes);
+
 /* ---- UTF-8 ---- */
 /* Length of the UTF-8 sequence that starts with byte c (1..4), 0 if c is a
  * continuation byte or invalid as a lead byte. */
