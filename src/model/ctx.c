@@ -2,6 +2,7 @@
  * allocated once, sized for the largest micro-batch), and evaluation. */
 #include "model/model.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,11 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     c->gate = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
     c->up = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
     c->scores = alloc_floats((uint64_t)nt, (uint64_t)n_ctx, &st);
+    c->rope_cs = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
+    c->rope_inv = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
+    if (!c->rope_inv && !st) st = OWL_ERR_NOMEM;
+    for (int i = 0; !st && i < hp->n_rot / 2; i++)
+        c->rope_inv[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * (double)hp->rope_scale;
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_floats(1, (uint64_t)hp->n_vocab, &st);
     if (st) {
@@ -73,6 +79,8 @@ void owl_ctx_free(owl_ctx *c) {
     free(c->gate);
     free(c->up);
     free(c->scores);
+    free(c->rope_cs);
+    free(c->rope_inv);
     free(c->logits);
     free(c);
 }

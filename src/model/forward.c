@@ -4,6 +4,7 @@
  * positions are contiguous. */
 #include "model/model.h"
 
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -29,6 +30,41 @@ static void norm_rows(float *out, const float *x, const float *w, int n, int dim
         owl_rmsnorm(out + (size_t)t * (size_t)dim, x + (size_t)t * (size_t)dim, w, dim, eps);
 }
 
+/* cos and sin of every rotated pair at each token's position, once per
+ * micro-batch for all layers and heads (same angles as owl_rope). */
+static void rope_table(owl_ctx *c, int pos0, int n) {
+    const int half = c->model->hp.n_rot / 2;
+    for (int t = 0; t < n; t++) {
+        float *cs = c->rope_cs + (size_t)t * (size_t)half * 2;
+        for (int i = 0; i < half; i++) {
+            double theta = (double)(pos0 + t) * c->rope_inv[i];
+            cs[2 * i] = (float)cos(theta);
+            cs[2 * i + 1] = (float)sin(theta);
+        }
+    }
+}
+
+/* Rotates n_vec head vectors of head_dim at x with one token's table:
+ * pairs (2i, 2i+1), or (i, i + n_rot/2) when neox. */
+static void rope_apply(float *x, int n_vec, int head_dim, int n_rot, const float *cs, bool neox) {
+    const int half = n_rot / 2;
+    for (int v = 0; v < n_vec; v++, x += head_dim) {
+        if (neox) {
+            for (int i = 0; i < half; i++) {
+                float x0 = x[i], x1 = x[i + half], co = cs[2 * i], si = cs[2 * i + 1];
+                x[i] = x0 * co - x1 * si;
+                x[i + half] = x0 * si + x1 * co;
+            }
+        } else {
+            for (int i = 0; i < half; i++) {
+                float x0 = x[2 * i], x1 = x[2 * i + 1], co = cs[2 * i], si = cs[2 * i + 1];
+                x[2 * i] = x0 * co - x1 * si;
+                x[2 * i + 1] = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
 owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n) {
     const owl_model *m = c->model;
     const owl_hparams *hp = &m->hp;
@@ -44,6 +80,8 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n) {
         if (st) return owl_error_prefix(st, "embedding of token %d", (int)tokens[t]);
     }
 
+    rope_table(c, pos0, n);
+
     for (int l = 0; l < hp->n_layers; l++) {
         const owl_layer *L = &m->layers[l];
         float *kc = c->k_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
@@ -57,14 +95,11 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n) {
         add_bias(c->q, L->bq, n, qd);
         add_bias(kc, L->bk, n, kvd);
         add_bias(vc, L->bv, n, kvd);
-#pragma omp parallel for num_threads(nt) if (n >= 4)
+#pragma omp parallel for num_threads(nt) if (n >= 8)
         for (int t = 0; t < n; t++) {
-            for (int h = 0; h < hp->n_heads; h++)
-                owl_rope(c->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd, hd, hp->n_rot, pos0 + t,
-                         hp->rope_base, hp->rope_scale, neox);
-            for (int h = 0; h < hp->n_kv_heads; h++)
-                owl_rope(kc + (size_t)t * (size_t)kvd + (size_t)h * (size_t)hd, hd, hp->n_rot, pos0 + t,
-                         hp->rope_base, hp->rope_scale, neox);
+            const float *cs = c->rope_cs + (size_t)t * (size_t)hp->n_rot;
+            rope_apply(c->q + (size_t)t * (size_t)qd, hp->n_heads, hd, hp->n_rot, cs, neox);
+            rope_apply(kc + (size_t)t * (size_t)kvd, hp->n_kv_heads, hd, hp->n_rot, cs, neox);
         }
         owl_model_attention(c, l, pos0, n);
         owl_matmul(&L->wo, c->att, c->o, n);

@@ -81,6 +81,8 @@ struct owl_ctx {
     float *o;           /* n_ub x dim: projection out */
     float *gate, *up;   /* n_ub x ffn_dim */
     float *scores;      /* n_score_threads x n_ctx */
+    double *rope_inv;   /* n_rot/2 inverse frequencies */
+    float *rope_cs;     /* n_ub x n_rot/2 x (cos, sin) of the micro-batch's positions */
     int n_score_threads;
     /* logits of the last eval */
     float *logits;
