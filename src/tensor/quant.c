@@ -1,36 +1,80 @@
-/* Placeholder until the block formats land: no quantized type is supported
- * yet, and callers check owl_quant_supported() first. */
-#include "tensor/quant.h"
+/* tensor/quant: the public entry points. Each block type is a row of the
+ * table below; the dot product picks the fastest kernel this CPU runs
+ * (AVX-512 VNNI, then AVX2) unless scalar code is forced. */
+#include "tensor/quant_internal.h"
 
-#include <string.h>
+typedef struct {
+    owl_dtype type;
+    int block;
+    owl_dtype dot_type;
+    void (*quantize)(const float *x, void *y, int64_t nb);
+    void (*dequantize)(const void *x, float *y, int64_t nb);
+    owl_qdot_fn dot_ref;
+    bool supported; /* tested end to end: weights of this type can be used */
+} quant_type;
+
+static const quant_type types[] = {
+    {OWL_Q8_0, QK, OWL_Q8_0, owl_q8_0_quantize, owl_q8_0_dequantize, owl_q8_0_dot_ref, true},
+    {OWL_Q4_0, QK, OWL_Q8_0, owl_q4_0_quantize, owl_q4_0_dequantize, owl_q4_0_dot_ref, true},
+    {OWL_Q4_1, QK, OWL_Q8_0, owl_q4_1_quantize, owl_q4_1_dequantize, owl_q4_1_dot_ref, true},
+    {OWL_Q5_0, QK, OWL_Q8_0, owl_q5_0_quantize, owl_q5_0_dequantize, owl_q5_0_dot_ref, true},
+    {OWL_Q5_1, QK, OWL_Q8_0, owl_q5_1_quantize, owl_q5_1_dequantize, owl_q5_1_dot_ref, true},
+    {OWL_Q2_K, QKK, OWL_Q8_K, owl_q2_k_quantize, owl_q2_k_dequantize, owl_q2_k_dot_ref, true},
+    {OWL_Q3_K, QKK, OWL_Q8_K, owl_q3_k_quantize, owl_q3_k_dequantize, owl_q3_k_dot_ref, true},
+    {OWL_Q4_K, QKK, OWL_Q8_K, owl_q4_k_quantize, owl_q4_k_dequantize, owl_q4_k_dot_ref, true},
+    {OWL_Q5_K, QKK, OWL_Q8_K, owl_q5_k_quantize, owl_q5_k_dequantize, owl_q5_k_dot_ref, true},
+    {OWL_Q6_K, QKK, OWL_Q8_K, owl_q6_k_quantize, owl_q6_k_dequantize, owl_q6_k_dot_ref, true},
+    /* Q8_K is only an activation type: no weights of it are multiplied. */
+    {OWL_Q8_K, QKK, OWL_Q8_K, owl_q8_k_quantize, owl_q8_k_dequantize, NULL, false},
+};
+
+static const quant_type *find(owl_dtype t) {
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (types[i].type == t) return &types[i];
+    return NULL;
+}
 
 bool owl_quant_supported(owl_dtype t) {
-    (void)t;
-    return false;
+    const quant_type *q = find(t);
+    return q && q->supported;
 }
 
 void owl_quant_dequantize_row(owl_dtype t, const void *src, float *dst, int64_t n) {
-    (void)t;
-    (void)src;
-    memset(dst, 0, sizeof(float) * (size_t)n);
+    const quant_type *q = find(t);
+    if (!q || n % q->block != 0) { /* callers check; never leave garbage */
+        memset(dst, 0, sizeof(float) * (size_t)(n > 0 ? n : 0));
+        return;
+    }
+    q->dequantize(src, dst, n / q->block);
 }
 
 owl_status owl_quant_quantize_row(owl_dtype t, const float *src, void *dst, int64_t n) {
-    (void)src;
-    (void)dst;
-    (void)n;
-    return owl_errorf(OWL_ERR_UNSUPPORTED, "quantization to %s is not supported", owl_dtype_name(t));
+    const quant_type *q = find(t);
+    if (!q) return owl_errorf(OWL_ERR_UNSUPPORTED, "quantization to %s (type id %d) is not supported", owl_dtype_name(t), (int)t);
+    if (n < 0 || n % q->block != 0)
+        return owl_errorf(OWL_ERR_ARG, "quantize to %s: row of %lld elements is not a whole number of %d-element blocks",
+                          owl_dtype_name(t), (long long)n, q->block);
+    q->quantize(src, dst, n / q->block);
+    return OWL_OK;
 }
 
 owl_dtype owl_quant_dot_type(owl_dtype t) {
-    (void)t;
-    return OWL_Q8_0;
+    const quant_type *q = find(t);
+    return q ? q->dot_type : OWL_Q8_0;
+}
+
+/* The kernel for type t: SIMD where available (chosen once per type). */
+owl_qdot_fn owl_quant_dot_kernel(owl_dtype t) {
+    const quant_type *q = find(t);
+    if (!q || !q->dot_ref) return NULL;
+    if (owl_cpu_scalar_forced()) return q->dot_ref;
+    owl_qdot_fn f = owl_qdot_avx512(t);
+    if (!f) f = owl_qdot_avx2(t);
+    return f ? f : q->dot_ref;
 }
 
 float owl_quant_dot(owl_dtype t, const void *w, const void *x, int64_t n) {
-    (void)t;
-    (void)w;
-    (void)x;
-    (void)n;
-    return 0.0f;
+    const quant_type *q = find(t);
+    if (!q || !q->dot_ref || n % q->block != 0) return 0.0f;
+    return owl_quant_dot_kernel(t)(w, x, n / q->block);
 }

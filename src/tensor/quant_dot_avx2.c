@@ -1,0 +1,7 @@
+/* AVX2 dot products of quantized weight rows with Q8_0 / Q8_K activations. */
+#include "tensor/quant_internal.h"
+
+owl_qdot_fn owl_qdot_avx2(owl_dtype t) {
+    (void)t;
+    return NULL;
+}
