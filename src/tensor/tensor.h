@@ -76,6 +76,11 @@ typedef struct owl_mat {
  * is a matrix-vector product; larger n_tok uses a blocked matrix-matrix
  * kernel. Rows [r0, r1) only: owl_matmul_rows. */
 void owl_matmul(const owl_mat *W, const float *X, float *Y, int n_tok);
+/* The same for rows [r0, r1) of W only (Y keeps its row stride W->rows). */
+void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1);
+/* True if owl_matmul can multiply weights of type t (F32, F16, BF16 and the
+ * quantized types tensor/quant supports). Others give NaN outputs. */
+bool owl_matmul_supported(owl_dtype t);
 
 /* Dot product of n elements: a of type t, b float. */
 float owl_dot_f32(owl_dtype t, const void *a, const float *b, int64_t n);

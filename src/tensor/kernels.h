@@ -1,0 +1,51 @@
+/* tensor/ internal: the per-ISA kernels behind owl_to_f32, owl_dot_f32 and
+ * owl_matmul. Each family has a scalar reference (always available) and
+ * AVX2 / AVX-512 versions compiled with function-level target attributes,
+ * picked at run time by owl_kernel_level(). Not part of the tensor/ API. */
+#ifndef OWL_TENSOR_KERNELS_H
+#define OWL_TENSOR_KERNELS_H
+
+#include "tensor/tensor.h"
+
+typedef enum owl_kernel_isa {
+    OWL_ISA_SCALAR = 0,
+    OWL_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    OWL_ISA_AVX512 = 2, /* AVX-512 F/BW/VL */
+} owl_kernel_isa;
+
+/* The widest path allowed now (honours owl_cpu_force_scalar and OWL_CPU). */
+owl_kernel_isa owl_kernel_level(void);
+
+/* ---- conversions (n >= 0, any n) ---- */
+void owl_cvt_f16_f32_avx2(const uint16_t *src, float *dst, int64_t n);
+void owl_cvt_f32_f16_avx2(const float *src, uint16_t *dst, int64_t n);
+void owl_cvt_bf16_f32_avx2(const uint16_t *src, float *dst, int64_t n);
+void owl_cvt_f32_bf16_avx2(const float *src, uint16_t *dst, int64_t n);
+void owl_cvt_f16_f32_avx512(const uint16_t *src, float *dst, int64_t n);
+void owl_cvt_f32_f16_avx512(const float *src, uint16_t *dst, int64_t n);
+void owl_cvt_bf16_f32_avx512(const uint16_t *src, float *dst, int64_t n);
+void owl_cvt_f32_bf16_avx512(const float *src, uint16_t *dst, int64_t n);
+/* Converts n elements of a plain float type (F32, F16, BF16) to float with
+ * the best path; other types are not handled here. */
+void owl_cvt_row_f32(owl_dtype t, const void *src, float *dst, int64_t n);
+
+/* ---- dot products: a of type t (F32, F16, BF16), b float ---- */
+float owl_dot_scalar(owl_dtype t, const void *a, const float *b, int64_t n);
+float owl_dot_avx2(owl_dtype t, const void *a, const float *b, int64_t n);
+float owl_dot_avx512(owl_dtype t, const void *a, const float *b, int64_t n);
+/* Four rows at once (rows a, a + stride, a + 2 stride, a + 3 stride bytes)
+ * against the same b: out[i] = dot(row i, b). Shares the loads of b. */
+void owl_dot4_avx2(owl_dtype t, const void *a, size_t stride, const float *b, int64_t n, float out[4]);
+void owl_dot4_avx512(owl_dtype t, const void *a, size_t stride, const float *b, int64_t n, float out[4]);
+
+/* ---- blocked matrix-matrix micro-kernels ----
+ * A tile of OWL_GEMM_MR weight rows x OWL_GEMM_NR tokens. wp is a packed
+ * weight panel [kc][MR] (floats, 64-byte aligned), xp a packed token panel
+ * [kc][NR]. C[j * ldc + i] (+)= sum_k wp[k][i] * xp[k][j] for i < MR, j < NR;
+ * acc = false overwrites C. */
+#define OWL_GEMM_MR 32
+#define OWL_GEMM_NR 12
+void owl_gemm_micro_avx512(const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc);
+void owl_gemm_micro_avx2(const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc);
+
+#endif

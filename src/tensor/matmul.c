@@ -1,0 +1,266 @@
+/* Matrix products Y = X W^T for weights in F32 / F16 / BF16 and the
+ * quantized types of tensor/quant.
+ *
+ * n_tok == 1 (generation) is a matrix-vector product: rows split over the
+ * threads in cache-line aligned chunks, four rows at a time sharing the loads
+ * of x, so the weights are streamed from memory exactly once.
+ *
+ * n_tok > 1 (prompt processing) is a blocked matrix-matrix product: tokens
+ * are packed in panels of OWL_GEMM_NR ([k][NR] floats, zero padded), each
+ * thread takes a contiguous range of 32-row weight panels, converts a panel
+ * of 32 rows x KC columns to float once ([k][32]) and runs the register-
+ * blocked micro-kernel over every token panel with it. Quantized weights
+ * quantize each token row once to the type's dot partner and use
+ * owl_quant_dot per row. */
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR OWL_GEMM_MR
+#define NR OWL_GEMM_NR
+#define KC 256          /* columns per packed weight panel (32 x 256 floats = 32 KiB) */
+#define TOK_CHUNK 240   /* tokens packed at once (a multiple of NR) */
+#define MIN_PAR_WORK (1 << 16) /* multiply-adds below which one thread is faster */
+
+static bool plain_float(owl_dtype t) { return t == OWL_F32 || t == OWL_F16 || t == OWL_BF16; }
+
+bool owl_matmul_supported(owl_dtype t) {
+    if (plain_float(t)) return true;
+    const owl_dtype_info *d = owl_dtype_get((uint32_t)t);
+    return d && d->quantized && owl_quant_supported(t);
+}
+
+/* Scratch that belongs to the calling thread and only grows, so that the
+ * hot path does not allocate. */
+typedef struct scratch {
+    void *p;
+    size_t cap;
+} scratch;
+
+static void *scratch_get(scratch *s, size_t n) {
+    if (n > s->cap) {
+        free(s->p);
+        s->cap = 0;
+        s->p = owl_alloc_aligned(n);
+        if (!s->p) return NULL;
+        s->cap = n;
+    }
+    return s->p;
+}
+
+static _Thread_local scratch xpack_scratch, quant_scratch;
+
+static int threads_for(int64_t rows, int64_t work) {
+    int nt = owl_threads();
+    if (work < MIN_PAR_WORK) return 1;
+    if (nt > rows) nt = (int)(rows > 0 ? rows : 1);
+    return nt;
+}
+
+/* ---- matrix-vector ---- */
+
+static void gemv_range(const owl_mat *W, const float *x, float *y, int64_t r0, int64_t r1, owl_kernel_isa isa) {
+    const char *base = W->data;
+    int64_t r = r0;
+    if (isa != OWL_ISA_SCALAR) {
+        for (; r + 4 <= r1; r += 4) {
+            if (isa == OWL_ISA_AVX512) owl_dot4_avx512(W->dtype, base + (size_t)r * W->row_bytes, W->row_bytes, x, W->cols, y + r);
+            else owl_dot4_avx2(W->dtype, base + (size_t)r * W->row_bytes, W->row_bytes, x, W->cols, y + r);
+        }
+    }
+    for (; r < r1; r++) {
+        const void *row = base + (size_t)r * W->row_bytes;
+        if (isa == OWL_ISA_AVX512) y[r] = owl_dot_avx512(W->dtype, row, x, W->cols);
+        else if (isa == OWL_ISA_AVX2) y[r] = owl_dot_avx2(W->dtype, row, x, W->cols);
+        else y[r] = owl_dot_scalar(W->dtype, row, x, W->cols);
+    }
+}
+
+/* One token at a time (n_tok == 1, or the scalar reference for any n_tok). */
+static void gemv(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1, owl_kernel_isa isa) {
+    int64_t R = r1 - r0;
+    int nt = threads_for(R, R * W->cols * n_tok);
+    /* Chunks of 16 rows: 16 floats of Y are one cache line. */
+    int64_t chunk = (R + nt - 1) / nt;
+    chunk = (chunk + 15) & ~(int64_t)15;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo = r0 + chunk * omp_get_thread_num();
+        int64_t hi = lo + chunk < r1 ? lo + chunk : r1;
+        for (int t = 0; t < n_tok && lo < hi; t++)
+            gemv_range(W, X + (size_t)t * W->cols, Y + (size_t)t * W->rows, lo, hi, isa);
+    }
+}
+
+/* ---- matrix-matrix ---- */
+
+/* Packs tokens [t0, t0 + nt) (nt <= NR) of X into xp[k][NR] for all k,
+ * zero-padding missing tokens. */
+static void pack_tokens(const float *X, int64_t cols, int t0, int nt, float *xp) {
+    for (int64_t k = 0; k < cols; k++) {
+        float *d = xp + k * NR;
+        int j = 0;
+        for (; j < nt; j++) d[j] = X[(size_t)(t0 + j) * cols + k];
+        for (; j < NR; j++) d[j] = 0.0f;
+    }
+}
+
+/* Converts rows [r, r + nr) (nr <= MR), columns [k0, k0 + kc) of W into
+ * wp[k][MR], zero-padding missing rows. */
+static void pack_weights(const owl_mat *W, int64_t r, int nr, int64_t k0, int kc, float *wp, float *tmp, owl_kernel_isa isa) {
+    const char *base = W->data;
+    size_t esz = W->dtype == OWL_F32 ? 4 : 2;
+    for (int i = 0; i < nr; i++) {
+        const char *src = base + (size_t)(r + i) * W->row_bytes + (size_t)k0 * esz;
+        const float *f;
+        if (W->dtype == OWL_F32) {
+            f = (const float *)src;
+        } else {
+            if (isa == OWL_ISA_AVX512) {
+                if (W->dtype == OWL_F16) owl_cvt_f16_f32_avx512((const uint16_t *)src, tmp, kc);
+                else owl_cvt_bf16_f32_avx512((const uint16_t *)src, tmp, kc);
+            } else {
+                if (W->dtype == OWL_F16) owl_cvt_f16_f32_avx2((const uint16_t *)src, tmp, kc);
+                else owl_cvt_bf16_f32_avx2((const uint16_t *)src, tmp, kc);
+            }
+            f = tmp;
+        }
+        for (int k = 0; k < kc; k++) wp[(size_t)k * MR + i] = f[k];
+    }
+    for (int i = nr; i < MR; i++)
+        for (int k = 0; k < kc; k++) wp[(size_t)k * MR + i] = 0.0f;
+}
+
+static void micro(owl_kernel_isa isa, const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc) {
+    if (isa == OWL_ISA_AVX512) owl_gemm_micro_avx512(wp, xp, kc, c, ldc, acc);
+    else owl_gemm_micro_avx2(wp, xp, kc, c, ldc, acc);
+}
+
+/* Y rows [r0, r1) x tokens [t0, t0 + nt) from the packed token panels xp. */
+static void gemm_rows(const owl_mat *W, const float *xp, int nblocks, int t0, int nt, float *Y, int64_t r0, int64_t r1,
+                      owl_kernel_isa isa) {
+    _Alignas(64) float wp[KC * MR];
+    _Alignas(64) float tmp[KC];
+    _Alignas(64) float ctile[NR * MR];
+    const int64_t cols = W->cols, ldy = W->rows;
+    for (int64_t r = r0; r < r1; r += MR) {
+        int nr = r1 - r < MR ? (int)(r1 - r) : MR;
+        for (int64_t k0 = 0; k0 < cols; k0 += KC) {
+            int kc = cols - k0 < KC ? (int)(cols - k0) : KC;
+            bool acc = k0 > 0;
+            pack_weights(W, r, nr, k0, kc, wp, tmp, isa);
+            for (int b = 0; b < nblocks; b++) {
+                const float *xb = xp + (size_t)b * cols * NR + (size_t)k0 * NR;
+                int tb = t0 + b * NR;
+                int ntb = nt - b * NR < NR ? nt - b * NR : NR;
+                float *c = Y + (size_t)tb * ldy + r;
+                if (nr == MR && ntb == NR) {
+                    micro(isa, wp, xb, kc, c, ldy, acc);
+                    continue;
+                }
+                /* An edge tile: run it on a full tile buffer and copy back. */
+                for (int j = 0; j < NR; j++)
+                    for (int i = 0; i < MR; i++)
+                        ctile[j * MR + i] = acc && j < ntb && i < nr ? c[(size_t)j * ldy + i] : 0.0f;
+                micro(isa, wp, xb, kc, ctile, MR, true);
+                for (int j = 0; j < ntb; j++) memcpy(c + (size_t)j * ldy, ctile + j * MR, sizeof(float) * (size_t)nr);
+            }
+        }
+    }
+}
+
+static bool gemm(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1, owl_kernel_isa isa) {
+    const int64_t cols = W->cols, R = r1 - r0;
+    int n_chunks = (n_tok + TOK_CHUNK - 1) / TOK_CHUNK;
+    int per_chunk = (n_tok + n_chunks - 1) / n_chunks;
+    per_chunk = (per_chunk + NR - 1) / NR * NR;
+    int max_blocks = per_chunk / NR;
+    float *xp = scratch_get(&xpack_scratch, sizeof(float) * (size_t)max_blocks * NR * (size_t)cols);
+    if (!xp) return false;
+    int64_t panels = (R + MR - 1) / MR;
+    int nt = threads_for(panels, R * cols * n_tok);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        int64_t p0 = panels * tid / nth, p1 = panels * (tid + 1) / nth;
+        int64_t lo = r0 + p0 * MR, hi = r0 + p1 * MR < r1 ? r0 + p1 * MR : r1;
+        for (int t0 = 0; t0 < n_tok; t0 += per_chunk) {
+            int ntc = n_tok - t0 < per_chunk ? n_tok - t0 : per_chunk;
+            int nblocks = (ntc + NR - 1) / NR;
+#pragma omp for schedule(static)
+            for (int b = 0; b < nblocks; b++) {
+                int ntb = ntc - b * NR < NR ? ntc - b * NR : NR;
+                pack_tokens(X + (size_t)(t0 + b * NR) * cols, cols, 0, ntb, xp + (size_t)b * cols * NR);
+            }
+            /* the implicit barrier of omp for: every panel is packed */
+            if (lo < hi) gemm_rows(W, xp, nblocks, t0, ntc, Y, lo, hi, isa);
+#pragma omp barrier
+        }
+    }
+    return true;
+}
+
+/* ---- quantized weights ---- */
+
+static void quant_fallback(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1) {
+    /* Dequantize each row once and use the float dot product. */
+    float *w = malloc(sizeof(float) * (size_t)W->cols);
+    for (int64_t r = r0; r < r1; r++) {
+        if (w) owl_quant_dequantize_row(W->dtype, (const char *)W->data + (size_t)r * W->row_bytes, w, W->cols);
+        for (int t = 0; t < n_tok; t++)
+            Y[(size_t)t * W->rows + r] = w ? owl_dot_f32(OWL_F32, w, X + (size_t)t * W->cols, W->cols) : NAN;
+    }
+    free(w);
+}
+
+static void matmul_quant(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1) {
+    owl_dtype dt = owl_quant_dot_type(W->dtype);
+    uint64_t qbytes = 0;
+    void *q = NULL;
+    if (owl_dtype_bytes(dt, (uint64_t)W->cols, &qbytes) && qbytes > 0)
+        q = scratch_get(&quant_scratch, (size_t)qbytes * (size_t)n_tok);
+    bool ok = q != NULL;
+    if (ok) {
+        for (int t = 0; t < n_tok && ok; t++)
+            ok = owl_quant_quantize_row(dt, X + (size_t)t * W->cols, (char *)q + (size_t)t * qbytes, W->cols) == OWL_OK;
+    }
+    int64_t R = r1 - r0;
+    int nt = threads_for(R, R * W->cols * n_tok);
+    int64_t chunk = ((R + nt - 1) / nt + 15) & ~(int64_t)15;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo = r0 + chunk * omp_get_thread_num();
+        int64_t hi = lo + chunk < r1 ? lo + chunk : r1;
+        if (lo < hi && !ok) quant_fallback(W, X, Y, n_tok, lo, hi);
+        for (int64_t r = lo; ok && r < hi; r++) {
+            const void *row = (const char *)W->data + (size_t)r * W->row_bytes;
+            for (int t = 0; t < n_tok; t++)
+                Y[(size_t)t * W->rows + r] = owl_quant_dot(W->dtype, row, (const char *)q + (size_t)t * qbytes, W->cols);
+        }
+    }
+}
+
+/* ---- entry points ---- */
+
+void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1) {
+    if (r0 < 0) r0 = 0;
+    if (r1 > W->rows) r1 = W->rows;
+    if (n_tok <= 0 || r1 <= r0) return;
+    if (!plain_float(W->dtype)) {
+        if (owl_matmul_supported(W->dtype)) {
+            matmul_quant(W, X, Y, n_tok, r0, r1);
+        } else {
+            for (int t = 0; t < n_tok; t++)
+                for (int64_t r = r0; r < r1; r++) Y[(size_t)t * W->rows + r] = NAN;
+        }
+        return;
+    }
+    owl_kernel_isa isa = owl_kernel_level();
+    if (n_tok == 1 || isa == OWL_ISA_SCALAR || !gemm(W, X, Y, n_tok, r0, r1, isa)) gemv(W, X, Y, n_tok, r0, r1, isa);
+}
+
+void owl_matmul(const owl_mat *W, const float *X, float *Y, int n_tok) { owl_matmul_rows(W, X, Y, n_tok, 0, W->rows); }
