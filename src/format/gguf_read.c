@@ -283,11 +283,11 @@ static owl_status rd_header(reader *r, uint64_t *n_tensors, uint64_t *n_kv) {
     if ((s = rd_u64(r, n_kv, "key count")) != OWL_OK) return s;
     /* smallest key: 8-byte length, 4-byte type, 1-byte value */
     if (*n_kv > left(r) / 13)
-        return fail(r, OWL_ERR_FORMAT, "key count %llu cannot fit in the file (size %zu)", (unsigned long long)*n_kv,
+        return fail(r, OWL_ERR_FORMAT, "key count %llu runs past the end of the file (size %zu)", (unsigned long long)*n_kv,
                     r->size);
     /* smallest tensor info: 8-byte name length, n_dims, one ne, dtype, offset */
     if (*n_tensors > left(r) / 32)
-        return fail(r, OWL_ERR_FORMAT, "tensor count %llu cannot fit in the file (size %zu)",
+        return fail(r, OWL_ERR_FORMAT, "tensor count %llu runs past the end of the file (size %zu)",
                     (unsigned long long)*n_tensors, r->size);
     return OWL_OK;
 }
