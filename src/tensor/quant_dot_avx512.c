@@ -1,8 +1,294 @@
-/* AVX-512 (VNNI) dot products of quantized weight rows with Q8_0 / Q8_K
- * activations. */
+/* AVX-512 VNNI dot products of quantized weight rows with Q8_0 / Q8_K
+ * activations. Levels are unpacked to unsigned bytes (nibbles with shifts
+ * and masks, high bits through byte masks), multiplied with the signed
+ * activation bytes by vpdpbusd, and the offsets of the signed formats are
+ * taken off with a second vpdpbusd (or the Q8_K group sums). Each block's
+ * integer sums stay exact; one float multiply-add per block (per super-block
+ * for the K-quants) scales them. Odd trailing blocks go to the reference. */
 #include "tensor/quant_internal.h"
 
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+static inline T512 float h2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* 32 bytes at a and 32 bytes at b as one register. */
+static inline T512 __m512i load2x32(const void *a, const void *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* Two 16-byte nibble arrays as [lo(a), hi(a), lo(b), hi(b)]: the 32 levels
+ * of block a then of block b, in element order. */
+static inline T512 __m512i nibbles2(const uint8_t *a, const uint8_t *b) {
+    const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0); /* 64-bit count per 128-bit half */
+    __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a))),
+                                   _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b)), 1);
+    return _mm512_and_si512(_mm512_srlv_epi64(v, shifts), _mm512_set1_epi8(15));
+}
+
+/* Lanes 0..7 times sa, lanes 8..15 times sb. */
+static inline T512 __m512 scale2(float sa, float sb) {
+    return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(sa), _mm512_set1_ps(sb));
+}
+
+static float T512 dot_q8_0(const void *w, const void *x, int64_t nb) {
+    const blk_q8_0 *a = w, *b = x;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    /* w*x = (w+128)*x - 128*x: w+128 is w with its top bit flipped, unsigned. */
+    for (; i + 4 <= nb; i += 4) {
+        __m512i w0 = _mm512_xor_si512(load2x32(a[i].qs, a[i + 1].qs), flip);
+        __m512i w1 = _mm512_xor_si512(load2x32(a[i + 2].qs, a[i + 3].qs), flip);
+        __m512i x0 = load2x32(b[i].qs, b[i + 1].qs), x1 = load2x32(b[i + 2].qs, b[i + 3].qs);
+        __m512i s0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, x0), _mm512_dpbusd_epi32(zero, flip, x0));
+        __m512i s1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, x1), _mm512_dpbusd_epi32(zero, flip, x1));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), scale2(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d)), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), scale2(h2f(a[i + 2].d) * h2f(b[i + 2].d), h2f(a[i + 3].d) * h2f(b[i + 3].d)),
+                               acc1);
+    }
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (i < nb) sum += owl_q8_0_dot_ref(a + i, b + i, nb - i);
+    return sum;
+}
+
+/* The 32-element 4- and 5-bit types, two blocks per step. hi5 adds bit 4
+ * from qh; off is the level offset (8 or 16) of the symmetric types, 0 for
+ * the _1 types, which add m * sum(x) instead. */
+#define HI_NONE
+#define HI_QH                                                                                   \
+    q = _mm512_mask_add_epi8(q, (__mmask64)qi_u32(a[i].qh) | ((__mmask64)qi_u32(a[i + 1].qh) << 32), q, \
+                             _mm512_set1_epi8(16));
+#define MIN_NONE
+#define MIN_M                                                                                        \
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_set1_epi8(1), xv)),    \
+                          scale2(h2f(a[i].m) * dx0, h2f(a[i + 1].m) * dx1), acc);
+#define LEGACY_BODY(BLK, HI5, OFF, MIN)                                                                      \
+    const BLK *a = w;                                                                                        \
+    const blk_q8_0 *b = x;                                                                                   \
+    const __m512i zero = _mm512_setzero_si512(), offv = _mm512_set1_epi8(OFF);                               \
+    __m512 acc = _mm512_setzero_ps();                                                                        \
+    int64_t i = 0;                                                                                           \
+    for (; i + 2 <= nb; i += 2) {                                                                            \
+        __m512i q = nibbles2(a[i].qs, a[i + 1].qs);                                                          \
+        HI5                                                                                                  \
+        __m512i xv = load2x32(b[i].qs, b[i + 1].qs);                                                         \
+        __m512i s = _mm512_dpbusd_epi32(zero, q, xv);                                                        \
+        float dx0 = h2f(b[i].d), dx1 = h2f(b[i + 1].d);                                                      \
+        if (OFF) s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(zero, offv, xv));                               \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale2(h2f(a[i].d) * dx0, h2f(a[i + 1].d) * dx1), acc); \
+        MIN                                                                                                  \
+    }                                                                                                        \
+    float sum = _mm512_reduce_add_ps(acc);
+
+static float T512 dot_q4_0(const void *w, const void *x, int64_t nb) {
+    LEGACY_BODY(blk_q4_0, HI_NONE, 8, MIN_NONE)
+    if (i < nb) sum += owl_q4_0_dot_ref(a + i, b + i, nb - i);
+    return sum;
+}
+
+static float T512 dot_q4_1(const void *w, const void *x, int64_t nb) {
+    LEGACY_BODY(blk_q4_1, HI_NONE, 0, MIN_M)
+    if (i < nb) sum += owl_q4_1_dot_ref(a + i, b + i, nb - i);
+    return sum;
+}
+
+static float T512 dot_q5_0(const void *w, const void *x, int64_t nb) {
+    LEGACY_BODY(blk_q5_0, HI_QH, 16, MIN_NONE)
+    if (i < nb) sum += owl_q5_0_dot_ref(a + i, b + i, nb - i);
+    return sum;
+}
+
+static float T512 dot_q5_1(const void *w, const void *x, int64_t nb) {
+    LEGACY_BODY(blk_q5_1, HI_QH, 0, MIN_M)
+    if (i < nb) sum += owl_q5_1_dot_ref(a + i, b + i, nb - i);
+    return sum;
+}
+
+/* ---- K-quants ---- */
+
+/* sum_g sc[g] * bsums[g] over the 16 groups of a Q8_K block, as 8 int32
+ * lanes in the low half of a zmm. */
+static inline T512 __m512i group_sums(const int8_t sc[16], const blk_q8_k *b) {
+    __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    __m256i bs = _mm256_loadu_si256((const __m256i *)b->bsums);
+    return _mm512_zextsi256_si512(_mm256_madd_epi16(s16, bs));
+}
+
+/* Group-index vectors for 64 levels: lane L of a vpdpbusd result covers
+ * bytes 4L..4L+3, i.e. group (base + L/4) of 16 or (base + L/8) of 32. */
+#define IDX16(base) _mm512_set_epi32(base + 3, base + 3, base + 3, base + 3, base + 2, base + 2, base + 2, base + 2, \
+                                     base + 1, base + 1, base + 1, base + 1, base, base, base, base)
+
+static float T512 dot_q4_k(const void *w, const void *x, int64_t nb) {
+    const blk_q4_k *a = w;
+    const blk_q8_k *b = x;
+    const __m512i zero = _mm512_setzero_si512();
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m512 acc = _mm512_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        owl_q4k_unpack_scales(a[i].scales, sc, mn);
+        int imin = 0;
+        for (int j = 0; j < 8; j++) imin += mn[j] * (qi_i16(b[i].bsums + 4 * j) + qi_i16(b[i].bsums + 4 * j + 2));
+        const __m512i scv = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
+        __m512i tot = zero;
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),
+                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+            __m512i p = _mm512_dpbusd_epi32(zero, q, _mm512_loadu_si512(b[i].qs + 64 * c));
+            __m512i s = _mm512_permutexvar_epi32(
+                _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(2 * c), _mm512_set1_epi32(2 * c + 1)), scv);
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p, s));
+        }
+        float dx = qi_f(b[i].d);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);
+        mins += h2f(a[i].dmin) * dx * (float)imin;
+    }
+    return _mm512_reduce_add_ps(acc) - mins;
+}
+
+static float T512 dot_q5_k(const void *w, const void *x, int64_t nb) {
+    const blk_q5_k *a = w;
+    const blk_q8_k *b = x;
+    const __m512i zero = _mm512_setzero_si512(), h16 = _mm512_set1_epi8(16);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m512 acc = _mm512_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        owl_q4k_unpack_scales(a[i].scales, sc, mn);
+        int imin = 0;
+        for (int j = 0; j < 8; j++) imin += mn[j] * (qi_i16(b[i].bsums + 4 * j) + qi_i16(b[i].bsums + 4 * j + 2));
+        const __m512i scv = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
+        const __m512i hh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].qh));
+        __m512i tot = zero;
+        for (int c = 0; c < 4; c++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),
+                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
+            __m512i bit = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (2 * c)))),
+                                             _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
+            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hh, bit), q, h16);
+            __m512i p = _mm512_dpbusd_epi32(zero, q, _mm512_loadu_si512(b[i].qs + 64 * c));
+            __m512i s = _mm512_permutexvar_epi32(
+                _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(2 * c), _mm512_set1_epi32(2 * c + 1)), scv);
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p, s));
+        }
+        float dx = qi_f(b[i].d);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);
+        mins += h2f(a[i].dmin) * dx * (float)imin;
+    }
+    return _mm512_reduce_add_ps(acc) - mins;
+}
+
+static float T512 dot_q6_k(const void *w, const void *x, int64_t nb) {
+    const blk_q6_k *a = w;
+    const blk_q8_k *b = x;
+    const __m512i zero = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)a[i].scales));
+        __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(a[i].scales, &b[i]), 5)); /* the -32 offset */
+        for (int n = 0; n < 2; n++) {
+            __m512i l = _mm512_loadu_si512(a[i].ql + 64 * n);
+            __m256i h = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * n));
+            __m512i hh = _mm512_inserti64x4(_mm512_castsi256_si512(h), _mm256_srli_epi16(h, 2), 1);
+            /* bytes 0..31: levels k=0 (bits 0-1 of qh), 32..63: k=1 (bits 2-3) */
+            __m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_slli_epi16(hh, 4), m30));
+            /* k=2 (bits 4-5), k=3 (bits 6-7) */
+            __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(hh, m30));
+            __m512i p01 = _mm512_dpbusd_epi32(zero, q01, _mm512_loadu_si512(b[i].qs + 128 * n));
+            __m512i p23 = _mm512_dpbusd_epi32(zero, q23, _mm512_loadu_si512(b[i].qs + 128 * n + 64));
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p01, _mm512_permutexvar_epi32(IDX16(8 * n), scv)));
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p23, _mm512_permutexvar_epi32(IDX16(8 * n + 4), scv)));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static float T512 dot_q2_k(const void *w, const void *x, int64_t nb) {
+    const blk_q2_k *a = w;
+    const blk_q8_k *b = x;
+    const __m512i zero = _mm512_setzero_si512(), m2 = _mm512_set1_epi8(3);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
+        const __m512i scv = _mm512_and_si512(_mm512_cvtepu8_epi32(raw), _mm512_set1_epi32(15));
+        __m256i mn16 = _mm256_srli_epi16(_mm256_cvtepu8_epi16(raw), 4);
+        __m256i imin = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
+        __m512i tot = zero;
+        for (int n = 0; n < 2; n++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * n));
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 2), 1);
+            __m512i q01 = _mm512_and_si512(z, m2), q23 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m2);
+            __m512i p01 = _mm512_dpbusd_epi32(zero, q01, _mm512_loadu_si512(b[i].qs + 128 * n));
+            __m512i p23 = _mm512_dpbusd_epi32(zero, q23, _mm512_loadu_si512(b[i].qs + 128 * n + 64));
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p01, _mm512_permutexvar_epi32(IDX16(8 * n), scv)));
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p23, _mm512_permutexvar_epi32(IDX16(8 * n + 4), scv)));
+        }
+        float dx = qi_f(b[i].d);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(imin)), _mm512_set1_ps(-h2f(a[i].dmin) * dx), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static float T512 dot_q3_k(const void *w, const void *x, int64_t nb) {
+    const blk_q3_k *a = w;
+    const blk_q8_k *b = x;
+    const __m512i zero = _mm512_setzero_si512(), m2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        int8_t sc[16];
+        owl_q3k_unpack_scales(a[i].scales, sc);
+        const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)sc));
+        /* levels are stored as low + 4*h in 0..7: take 4 * sum(sc * x) off */
+        __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(sc, &b[i]), 2));
+        const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].hmask));
+        for (int n = 0; n < 2; n++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * n));
+            __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 2), 1);
+            __m512i q01 = _mm512_and_si512(z, m2), q23 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m2);
+            __m512i b01 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (4 * n)))),
+                                             _mm256_set1_epi8((char)(1 << (4 * n + 1))), 1);
+            __m512i b23 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (4 * n + 2)))),
+                                             _mm256_set1_epi8((char)(1 << (4 * n + 3))), 1);
+            q01 = _mm512_mask_add_epi8(q01, _mm512_test_epi8_mask(hm, b01), q01, four);
+            q23 = _mm512_mask_add_epi8(q23, _mm512_test_epi8_mask(hm, b23), q23, four);
+            __m512i p01 = _mm512_dpbusd_epi32(zero, q01, _mm512_loadu_si512(b[i].qs + 128 * n));
+            __m512i p23 = _mm512_dpbusd_epi32(zero, q23, _mm512_loadu_si512(b[i].qs + 128 * n + 64));
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p01, _mm512_permutexvar_epi32(IDX16(8 * n), scv)));
+            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p23, _mm512_permutexvar_epi32(IDX16(8 * n + 4), scv)));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
 owl_qdot_fn owl_qdot_avx512(owl_dtype t) {
-    (void)t;
-    return NULL;
+    const owl_cpu *c = owl_cpu_get();
+    if (!(c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni && c->avx2 && c->fma && c->f16c)) return NULL;
+    switch (t) {
+    case OWL_Q8_0: return dot_q8_0;
+    case OWL_Q4_0: return dot_q4_0;
+    case OWL_Q4_1: return dot_q4_1;
+    case OWL_Q5_0: return dot_q5_0;
+    case OWL_Q5_1: return dot_q5_1;
+    case OWL_Q2_K: return dot_q2_k;
+    case OWL_Q3_K: return dot_q3_k;
+    case OWL_Q4_K: return dot_q4_k;
+    case OWL_Q5_K: return dot_q5_k;
+    case OWL_Q6_K: return dot_q6_k;
+    default: return NULL;
+    }
 }
