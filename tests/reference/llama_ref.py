@@ -7,6 +7,8 @@ layouts), grouped-query attention with a full causal mask, SwiGLU. It also
 holds a small GGUF reader so that it can run on real files.
 
     llama_ref.py MODEL.gguf TOKENS.txt OUT.f64   # logits of every position
+    llama_ref.py HF_DIR TOKENS.txt OUT.f64       # a Hugging Face Llama directory
+                                                 # (config.json + model.safetensors)
 
 Weights are a dict of float64 arrays in the usual math orientation:
 W[name] has shape (rows, cols) = (ne[1], ne[0]) of the GGUF tensor.
@@ -181,12 +183,86 @@ def hparams_from_meta(meta, W):
     }
 
 
+# ---------------------------------------------------------------- HF
+
+_HF_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.bias": "attn_v.bias",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+
+
+def read_safetensors(path):
+    import json
+    data = open(path, "rb").read()
+    n = struct.unpack_from("<Q", data, 0)[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        raw = data[8 + n + a:8 + n + b]
+        if info["dtype"] == "F32":
+            arr = np.frombuffer(raw, "<f4")
+        elif info["dtype"] == "F16":
+            arr = np.frombuffer(raw, "<f2")
+        elif info["dtype"] == "BF16":
+            arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise ValueError("%s: dtype %s" % (name, info["dtype"]))
+        out[name] = arr.astype(np.float64).reshape(info["shape"])
+    return out
+
+
+def read_hf(d):
+    """Weights under GGUF names (HF orientation is the same: (out, in)) and
+    hyper-parameters of a Hugging Face Llama directory. HF applies RoPE in
+    the rotate_half layout, so neox = True here (no Q/K permutation)."""
+    import json
+    import os
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    st = read_safetensors(os.path.join(d, "model.safetensors"))
+    W = {}
+    for name, a in st.items():
+        if name == "model.embed_tokens.weight":
+            W["token_embd.weight"] = a
+        elif name == "model.norm.weight":
+            W["output_norm.weight"] = a
+        elif name == "lm_head.weight":
+            W["output.weight"] = a
+        elif name.startswith("model.layers."):
+            rest = name[len("model.layers."):]
+            l, sub = rest.split(".", 1)
+            W["blk.%s.%s" % (l, _HF_NAMES[sub])] = a
+    n_heads = cfg["num_attention_heads"]
+    hd = cfg.get("head_dim", cfg["hidden_size"] // n_heads)
+    hp = {"dim": cfg["hidden_size"], "n_layers": cfg["num_hidden_layers"], "n_heads": n_heads,
+          "n_kv_heads": cfg.get("num_key_value_heads", n_heads), "head_dim": hd,
+          "eps": cfg.get("rms_norm_eps", 1e-6), "rope_base": cfg.get("rope_theta", 10000.0),
+          "n_rot": hd, "neox": True}
+    return W, hp
+
+
 def main():
     if len(sys.argv) != 4:
         sys.stderr.write(__doc__)
         return 2
-    meta, W = read_gguf(sys.argv[1])
-    hp = hparams_from_meta(meta, W)
+    import os
+    if os.path.isdir(sys.argv[1]):
+        W, hp = read_hf(sys.argv[1])
+    else:
+        meta, W = read_gguf(sys.argv[1])
+        hp = hparams_from_meta(meta, W)
     tokens = [int(t) for t in open(sys.argv[2]).read().split()]
     logits = forward(W, hp, tokens)
     logits.astype("<f8").tofile(sys.argv[3])

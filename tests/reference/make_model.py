@@ -34,7 +34,7 @@ DTYPES = {"f32": GGML_F32, "f16": GGML_F16, "bf16": GGML_BF16}
 ALIGN = 32
 
 PRESETS = {
-    "110m": dict(dim=768, layers=12, heads=12, kv_heads=12, ffn=2048, vocab=32000, ctx=2048),
+    "110m": dict(dim=768, layers=12, heads=12, kv_heads=12, ffn=2048, vocab=32000, ctx=2048, tied=True),
     "tinyllama": dict(dim=2048, layers=22, heads=32, kv_heads=4, ffn=5632, vocab=32000, ctx=2048),
 }
 
@@ -136,8 +136,8 @@ def random_tensor(rng, shape, kind):
         return 1.0 + 0.1 * r
     if kind == "bias":
         return 0.1 * r
-    if kind == "embd":
-        return r
+    # embeddings and matrices ~ N(0, 1/cols): a tied head gives logits of
+    # order 1, and every projection keeps the scale of its input
     return r * np.float32(1.0 / np.sqrt(shape[-1]))
 
 
