@@ -28,7 +28,6 @@ enum {
 owl_status owl_tokenizer_from_meta(const owl_meta *meta, owl_tokenizer **out);
 void owl_tokenizer_free(owl_tokenizer *tok);
 
-#endif
 
 /* ---- vocabulary: pieces and a piece -> id hash map (vocab.c) ---- */
 
@@ -64,10 +63,16 @@ struct owl_tokenizer {
     int32_t byte_tokens[256];   /* SPM byte fallback <0xXX> ids, -1 if absent */
     /* Tokens that text can name when parse_special is on (control and
      * user-defined tokens), longest first. */
-    int32_t *specials;
+    int32_t *specials;          /* malloc'd; owl_tokenizer_free frees it */
     int n_specials;
     struct owl_bpe *bpe;
     struct owl_norm *norm;
+    /* SPM (spm.c): */
+    bool remove_extra_spaces;   /* collapse runs of ' ' and strip both ends (sentencepiece's remove_extra_whitespaces) */
+    size_t max_piece_len;       /* longest piece in bytes */
+    int n_user_defined;         /* user-defined pieces: always split out of plain text, as sentencepiece does */
+    bool has_unused;            /* some pieces are UNUSED: merged, then split back into their parts */
+    struct owl_spm_pairs *spm_pairs; /* adjacent character pairs inside pieces (spm.c); NULL: not built */
 };
 
 /* Shared helpers for the encoders. */
@@ -80,4 +85,52 @@ typedef struct owl_ids {
 owl_status owl_ids_push(owl_ids *ids, int32_t id);
 
 owl_status owl_spm_encode(const owl_tokenizer *tok, const char *text, size_t len, owl_ids *out);
+/* Same, choosing whether the '▁' prefix goes before this stretch (the
+ * dispatcher adds it at the start of the text and after a special token). */
+/* Builds / frees tok->spm_pairs: lets the encoder cut text where no piece
+ * can span, so that merges run on short stretches (same result, faster). */
+owl_status owl_spm_pairs_build(owl_tokenizer *tok);
+void owl_spm_pairs_free(struct owl_spm_pairs *p);
+owl_status owl_spm_encode_stretch(const owl_tokenizer *tok, const char *text, size_t len, bool space_prefix,
+                                  owl_ids *out);
 owl_status owl_bpe_encode(const owl_tokenizer *tok, const char *text, size_t len, owl_ids *out);
+
+/* ---- byte-level / tokenizer.json BPE (bpe*.c, tokenizer_json.c; engineer "bpe") ----
+ * kind OWL_TOK_BPE covers every BPE model: GPT-2 style byte-level ones and
+ * SentencePiece-style ones from tokenizer.json (byte fallback, '▁').
+ * owl_bpe_encode encodes a plain stretch: non-special added tokens are still
+ * split out, then normalizer, pre-tokenizer, merges. owl_bpe_encode_text does
+ * the whole text: added tokens first (special ones only when parse_special,
+ * honouring lstrip/rstrip/single_word), then the same; the dispatcher should
+ * prefer it for OWL_TOK_BPE. Neither adds BOS/EOS. */
+owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                               owl_ids *out);
+/* Bytes of one token as text (GPT-2 alphabet mapped back, <0xXX> -> byte,
+ * '▁' -> ' ', added tokens as written). cap too small: OWL_ERR_RANGE with
+ * *len = the size needed. */
+owl_status owl_bpe_token_bytes(const owl_tokenizer *tok, int32_t id, char *buf, size_t cap, size_t *len);
+/* Whole decode of a BPE tokenizer's ids (leading-space strip of the
+ * decoder applied) into a malloc'd NUL-terminated string. */
+owl_status owl_bpe_decode(const owl_tokenizer *tok, const int32_t *ids, size_t n, char **text, size_t *len);
+/* GGUF metadata with tokenizer.ggml.model = "gpt2": fills tok (allocated
+ * and zeroed by the caller, kind set to OWL_TOK_BPE): vocabulary, merges,
+ * bos/eos/unk/pad, add_bos/add_eos, specials, pre-tokenizer from
+ * tokenizer.ggml.pre. */
+owl_status owl_bpe_from_meta(const owl_meta *meta, owl_tokenizer *tok);
+/* Hugging Face tokenizer.json (+ tokenizer_config.json beside it when
+ * present: add_bos_token, add_eos_token, bos/eos/unk/pad tokens,
+ * chat_template). */
+owl_status owl_tokenizer_json_load(const char *path, owl_tokenizer **out);
+/* Same from bytes (config may be NULL); name is used in errors (fuzzing). */
+owl_status owl_tokenizer_json_load_mem(const char *name, const char *json, size_t len, const char *config,
+                                       size_t config_len, owl_tokenizer **out);
+/* OpenAI GPT-2 encoder.json + vocab.bpe. */
+owl_status owl_tokenizer_gpt2_load(const char *encoder_json, const char *vocab_bpe, owl_tokenizer **out);
+/* The chat template that came with the tokenizer (tokenizer_config.json),
+ * NULL if none. */
+const char *owl_tokenizer_chat_template(const owl_tokenizer *tok);
+/* Frees tok->bpe / tok->norm (owl_tokenizer_free calls these). */
+void owl_bpe_free(struct owl_bpe *bpe);
+void owl_norm_free(struct owl_norm *norm);
+
+#endif

@@ -1,0 +1,267 @@
+/* BPE encoding: added tokens split out first, then per stretch the
+ * normalizer, the pre-tokenizer and the merges (lowest rank first, leftmost
+ * first among equal ranks, with a heap over a linked list of symbols). */
+#include "tokenizer/bpe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct heap_ent {
+    uint32_t rank, pos, right;
+    int32_t l, r;
+} heap_ent;
+
+typedef struct scratch {
+    int32_t *id, *prev, *next;
+    size_t cap;
+    heap_ent *heap;
+    size_t hn, hcap;
+    char *tmp;
+    size_t tcap;
+} scratch;
+
+static void scratch_free(scratch *sc) {
+    free(sc->id);
+    free(sc->prev);
+    free(sc->next);
+    free(sc->heap);
+    free(sc->tmp);
+}
+
+static owl_status scratch_reserve(scratch *sc, size_t n) {
+    if (n <= sc->cap) return OWL_OK;
+    size_t cap = n < 64 ? 64 : n * 2;
+    int32_t *a = realloc(sc->id, cap * sizeof *a);
+    if (a) sc->id = a;
+    int32_t *p = realloc(sc->prev, cap * sizeof *p);
+    if (p) sc->prev = p;
+    int32_t *q = realloc(sc->next, cap * sizeof *q);
+    if (q) sc->next = q;
+    if (!a || !p || !q) return owl_errorf(OWL_ERR_NOMEM, "out of memory");
+    sc->cap = cap;
+    return OWL_OK;
+}
+
+static bool heap_less(const heap_ent *a, const heap_ent *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
+}
+
+static owl_status heap_push(scratch *sc, heap_ent e) {
+    if (sc->hn == sc->hcap) {
+        size_t cap = sc->hcap ? sc->hcap * 2 : 64;
+        heap_ent *nh = realloc(sc->heap, cap * sizeof *nh);
+        if (!nh) return owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        sc->heap = nh;
+        sc->hcap = cap;
+    }
+    size_t i = sc->hn++;
+    while (i > 0) {
+        size_t par = (i - 1) / 2;
+        if (!heap_less(&e, &sc->heap[par])) break;
+        sc->heap[i] = sc->heap[par];
+        i = par;
+    }
+    sc->heap[i] = e;
+    return OWL_OK;
+}
+
+static heap_ent heap_pop(scratch *sc) {
+    heap_ent top = sc->heap[0];
+    heap_ent last = sc->heap[--sc->hn];
+    size_t i = 0, n = sc->hn;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap_less(&sc->heap[c + 1], &sc->heap[c])) c++;
+        if (!heap_less(&sc->heap[c], &last)) break;
+        sc->heap[i] = sc->heap[c];
+        i = c;
+    }
+    if (n) sc->heap[i] = last;
+    return top;
+}
+
+static bool merge_lookup(const struct owl_bpe *b, int32_t l, int32_t r, uint32_t *rank, int32_t *res) {
+    uint64_t key = ((uint64_t)(uint32_t)l << 32) | (uint32_t)r;
+    uint64_t h64 = key;
+    h64 ^= h64 >> 33;
+    h64 *= 0xff51afd7ed558ccdull;
+    h64 ^= h64 >> 33;
+    for (uint32_t h = (uint32_t)h64 & b->mmask;; h = (h + 1) & b->mmask) {
+        if (b->mrank[h] == UINT32_MAX) return false;
+        if (b->mkey[h] == key) {
+            *rank = b->mrank[h];
+            *res = b->mres[h];
+            return true;
+        }
+    }
+}
+
+static owl_status push_pair(const struct owl_bpe *b, scratch *sc, int32_t i) {
+    int32_t j = sc->next[i];
+    if (i < 0 || j < 0 || !b->mkey) return OWL_OK;
+    uint32_t rank;
+    int32_t res;
+    if (!merge_lookup(b, sc->id[i], sc->id[j], &rank, &res)) return OWL_OK;
+    return heap_push(sc, (heap_ent){rank, (uint32_t)i, (uint32_t)j, sc->id[i], sc->id[j]});
+}
+
+/* One pre-token through the model. */
+static owl_status bpe_word(const owl_tokenizer *tok, const char *s, size_t n, owl_ids *out, scratch *sc) {
+    const struct owl_bpe *b = tok->bpe;
+    if (n == 0) return OWL_OK;
+    owl_status st;
+    if (b->ignore_merges) {
+        const char *key = s;
+        size_t kl = n;
+        if (b->byte_level) {
+            if (sc->tcap < n * 2) {
+                char *t = realloc(sc->tmp, n * 2);
+                if (!t) return owl_errorf(OWL_ERR_NOMEM, "out of memory");
+                sc->tmp = t;
+                sc->tcap = n * 2;
+            }
+            kl = 0;
+            for (size_t i = 0; i < n; i++) kl += owl_utf8_put(owl_bpe_byte_char((uint8_t)s[i]), sc->tmp + kl);
+            key = sc->tmp;
+        }
+        int32_t id = owl_vocab_find(&tok->vocab, key, kl);
+        if (id >= 0) return owl_ids_push(out, id);
+    }
+    if ((st = scratch_reserve(sc, n))) return st;
+    size_t m = 0;
+    const uint8_t *u = (const uint8_t *)s;
+    if (b->byte_level) {
+        for (size_t i = 0; i < n; i++) {
+            int32_t id = b->byte_ids[u[i]];
+            if (id < 0) id = tok->unk;
+            if (id >= 0) sc->id[m++] = id;
+        }
+    } else {
+        bool last_unk = false;
+        for (size_t i = 0; i < n;) {
+            int l = owl_utf8_len(u[i]);
+            if (l == 0 || (size_t)l > n - i) l = 1;
+            int32_t id = owl_vocab_find(&tok->vocab, s + i, (size_t)l);
+            if (id >= 0) {
+                sc->id[m++] = id;
+                last_unk = false;
+            } else {
+                bool fb = b->byte_fallback;
+                for (int k = 0; fb && k < l; k++)
+                    if (b->fallback_ids[u[i + (size_t)k]] < 0) fb = false;
+                if (fb) {
+                    for (int k = 0; k < l; k++) sc->id[m++] = b->fallback_ids[u[i + (size_t)k]];
+                    last_unk = false;
+                } else if (tok->unk >= 0 && !(b->fuse_unk && last_unk)) {
+                    sc->id[m++] = tok->unk;
+                    last_unk = true;
+                }
+            }
+            i += (size_t)l;
+        }
+    }
+    for (size_t i = 0; i < m; i++) {
+        sc->prev[i] = (int32_t)i - 1;
+        sc->next[i] = i + 1 < m ? (int32_t)i + 1 : -1;
+    }
+    sc->hn = 0;
+    for (size_t i = 0; i + 1 < m; i++)
+        if ((st = push_pair(b, sc, (int32_t)i))) return st;
+    while (sc->hn) {
+        heap_ent e = heap_pop(sc);
+        int32_t i = (int32_t)e.pos, j = (int32_t)e.right;
+        if (sc->id[i] != e.l || sc->next[i] != j || sc->id[j] != e.r) continue; /* stale */
+        uint32_t rank;
+        int32_t res;
+        if (!merge_lookup(b, e.l, e.r, &rank, &res)) continue;
+        sc->id[i] = res;
+        sc->id[j] = -1;
+        sc->next[i] = sc->next[j];
+        if (sc->next[j] >= 0) sc->prev[sc->next[j]] = i;
+        if ((st = push_pair(b, sc, sc->prev[i]))) return st;
+        if ((st = push_pair(b, sc, i))) return st;
+    }
+    for (int32_t i = m ? 0 : -1; i >= 0; i = sc->next[i])
+        if ((st = owl_ids_push(out, sc->id[i]))) return st;
+    return OWL_OK;
+}
+
+/* A stretch without added tokens: normalizer, pre-tokenizer, model. */
+static owl_status encode_plain(const owl_tokenizer *tok, const char *s, size_t n, bool at_start, owl_ids *out,
+                               scratch *sc, owl_pieces *pcs) {
+    if (n == 0) return OWL_OK;
+    char *norm = NULL;
+    size_t nn = n;
+    owl_status st;
+    if (tok->norm && tok->norm->n) {
+        if ((st = owl_normalize(tok->norm, s, n, &norm, &nn))) return st;
+        s = norm;
+    }
+    owl_pieces_clear(pcs);
+    st = owl_pretokenize(tok->bpe, s, nn, at_start, pcs);
+    for (size_t i = 0; st == OWL_OK && i < pcs->n; i++) st = bpe_word(tok, pcs->buf + pcs->off[i], pcs->len[i], out, sc);
+    free(norm);
+    return st;
+}
+
+static bool word_byte(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static bool space_byte(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+/* The added token that starts at text[p], longest first; NULL if none. */
+static const owl_added *added_at(const struct owl_bpe *b, const char *text, size_t len, size_t p, bool parse_special) {
+    const uint8_t *lens = b->added_lens[(uint8_t)text[p]];
+    if (!lens) return NULL;
+    for (; *lens; lens++) {
+        size_t l = *lens;
+        if (l > len - p) continue;
+        uint32_t h = (uint32_t)owl_hash_bytes(text + p, l) & b->added_mask;
+        for (;; h = (h + 1) & b->added_mask) {
+            uint32_t sl = b->added_slots[h];
+            if (sl == 0) break;
+            const owl_added *a = &b->added[sl - 1];
+            if (a->len != l || memcmp(a->text, text + p, l) != 0) continue;
+            if (a->special && !parse_special) break;
+            if (a->single_word && ((p > 0 && word_byte((uint8_t)text[p - 1])) ||
+                                   (p + l < len && word_byte((uint8_t)text[p + l]))))
+                break;
+            return a;
+        }
+    }
+    return NULL;
+}
+
+owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                               owl_ids *out) {
+    const struct owl_bpe *b = tok->bpe;
+    if (!b) return owl_errorf(OWL_ERR_ARG, "tokenizer has no BPE model");
+    if (len && !text) return owl_errorf(OWL_ERR_ARG, "text is NULL");
+    scratch sc = {0};
+    owl_pieces pcs = {0};
+    owl_status st = OWL_OK;
+    size_t cur = 0; /* start of the pending plain stretch */
+    for (size_t p = 0; st == OWL_OK && b->n_added && p < len; p++) {
+        const owl_added *a = added_at(b, text, len, p, parse_special);
+        if (!a) continue;
+        size_t start = p, end = p + a->len;
+        if (a->lstrip)
+            while (start > cur && space_byte((uint8_t)text[start - 1])) start--;
+        if (a->rstrip)
+            while (end < len && space_byte((uint8_t)text[end])) end++;
+        st = encode_plain(tok, text + cur, start - cur, cur == 0, out, &sc, &pcs);
+        if (st == OWL_OK) st = owl_ids_push(out, a->id);
+        cur = end;
+        p = end - 1;
+    }
+    if (st == OWL_OK) st = encode_plain(tok, text + cur, len - cur, cur == 0, out, &sc, &pcs);
+    scratch_free(&sc);
+    owl_pieces_free(&pcs);
+    return st;
+}
+
+owl_status owl_bpe_encode(const owl_tokenizer *tok, const char *text, size_t len, owl_ids *out) {
+    return owl_bpe_encode_text(tok, text, len, false, out);
+}

@@ -1,0 +1,407 @@
+/* BPE tokenizers from tokenizer.json, GGUF metadata and GPT-2's files,
+ * against the published llama.cpp vectors (Llama 3, Qwen2/3), round trips on
+ * every other tokenizer in testdata, facts from PROVENANCE.md, and bad
+ * input. */
+#include "testutil.h"
+#include "tokenizer/bpe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct vectors {
+    char **text;
+    size_t *len;
+    int32_t **ids;
+    size_t *n_ids;
+    size_t n;
+} vectors;
+
+static char *slurp(const char *path, size_t *size) {
+    char *d = NULL;
+    if (owl_read_file(path, &d, size) != OWL_OK) return NULL;
+    return d;
+}
+
+static bool load_vectors(const char *base, vectors *v) {
+    memset(v, 0, sizeof *v);
+    char p[512];
+    size_t isz, osz;
+    snprintf(p, sizeof p, "vectors/llama.cpp/%s.inp", base);
+    char *inp = slurp(testdata_path(p), &isz);
+    snprintf(p, sizeof p, "vectors/llama.cpp/%s.out", base);
+    char *out = slurp(testdata_path(p), &osz);
+    if (!inp || !out) {
+        free(inp);
+        free(out);
+        return false;
+    }
+    const char *sep = "\n__ggml_vocab_test__\n";
+    size_t cap = 128;
+    v->text = calloc(cap, sizeof *v->text);
+    v->len = calloc(cap, sizeof *v->len);
+    v->ids = calloc(cap, sizeof *v->ids);
+    v->n_ids = calloc(cap, sizeof *v->n_ids);
+    for (char *s = inp; v->n < cap;) {
+        char *e = strstr(s, sep);
+        if (!e) break;
+        v->len[v->n] = (size_t)(e - s);
+        v->text[v->n] = malloc(v->len[v->n] + 1);
+        memcpy(v->text[v->n], s, v->len[v->n]);
+        v->text[v->n][v->len[v->n]] = 0;
+        v->n++;
+        s = e + strlen(sep);
+    }
+    char *line = out;
+    for (size_t i = 0; i < v->n; i++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        v->ids[i] = malloc(sizeof(int32_t) * (strlen(line) + 1));
+        for (char *q = line; *q;) {
+            char *end;
+            long x = strtol(q, &end, 10);
+            if (end == q) break;
+            v->ids[i][v->n_ids[i]++] = (int32_t)x;
+            q = end;
+        }
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(inp);
+    free(out);
+    return v->n > 0;
+}
+
+static void free_vectors(vectors *v) {
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->text[i]);
+        free(v->ids[i]);
+    }
+    free(v->text);
+    free(v->len);
+    free(v->ids);
+    free(v->n_ids);
+}
+
+static owl_ids encode(const owl_tokenizer *tok, const char *s, size_t n, bool special) {
+    owl_ids ids = {0};
+    owl_status st = owl_bpe_encode_text(tok, s, n, special, &ids);
+    CHECKF(st == OWL_OK, "encode failed: %s", owl_last_error());
+    return ids;
+}
+
+/* decode(encode(text)) == text */
+static bool roundtrip(const owl_tokenizer *tok, const char *s, size_t n) {
+    owl_ids ids = encode(tok, s, n, false);
+    char *back = NULL;
+    size_t bl = 0;
+    owl_status st = owl_bpe_decode(tok, ids.v, ids.n, &back, &bl);
+    bool ok = st == OWL_OK && bl == n && memcmp(back, s, n) == 0;
+    if (!ok) fprintf(stderr, "  round trip of '%s' gave '%s'\n", s, back ? back : "(null)");
+    free(back);
+    free(ids.v);
+    return ok;
+}
+
+static void check_vectors(const owl_tokenizer *tok, const char *base, bool exact) {
+    vectors v;
+    bool have = load_vectors(base, &v);
+    CHECKF(have, "vectors %s missing", base);
+    if (!have) return;
+    int bad = 0, badrt = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        if (exact) {
+            owl_ids ids = encode(tok, v.text[i], v.len[i], false);
+            bool same = ids.n == v.n_ids[i] && (ids.n == 0 || memcmp(ids.v, v.ids[i], ids.n * sizeof(int32_t)) == 0);
+            if (!same) {
+                bad++;
+                fprintf(stderr, "  %s case %zu '%s': got", base, i, v.text[i]);
+                for (size_t k = 0; k < ids.n; k++) fprintf(stderr, " %d", ids.v[k]);
+                fprintf(stderr, "\n     expected");
+                for (size_t k = 0; k < v.n_ids[i]; k++) fprintf(stderr, " %d", v.ids[i][k]);
+                fprintf(stderr, "\n");
+            }
+            free(ids.v);
+        }
+        if (!roundtrip(tok, v.text[i], v.len[i])) badrt++;
+    }
+    CHECKF(bad == 0, "%s: %d of %zu cases differ", base, bad, v.n);
+    CHECKF(badrt == 0, "%s: %d of %zu round trips differ", base, badrt, v.n);
+    free_vectors(&v);
+}
+
+static owl_tokenizer *load_json(const char *rel, double *ms) {
+    owl_tokenizer *tok = NULL;
+    double t0 = owl_time_ms();
+    owl_status st = owl_tokenizer_json_load(testdata_path(rel), &tok);
+    double t = owl_time_ms() - t0;
+    if (ms) *ms = t;
+    CHECKF(st == OWL_OK, "%s: %s", rel, owl_last_error());
+    if (st == OWL_OK) printf("loaded %s: %d tokens in %.0f ms\n", rel, tok->vocab.n, t);
+    return st == OWL_OK ? tok : NULL;
+}
+
+static int32_t piece_id(const owl_tokenizer *tok, const char *s) { return owl_vocab_find(&tok->vocab, s, strlen(s)); }
+
+static bool ids_eq(owl_ids ids, const int32_t *want, size_t n) {
+    bool ok = ids.n == n && memcmp(ids.v, want, n * sizeof *want) == 0;
+    free(ids.v);
+    return ok;
+}
+
+static bool ids_contain(owl_ids ids, int32_t id) {
+    bool found = false;
+    for (size_t i = 0; i < ids.n; i++) found |= ids.v[i] == id;
+    free(ids.v);
+    return found;
+}
+
+static const char *extra_texts[] = {
+    "Hello world", " leading space", "trailing space ", "tab\there\nnew line\r\n", "ünïcödé façade naïve",
+    "日本語のテキスト、中文文本", "emoji 🦉🎉 mix", "numbers 1234567 3.14159 -42", "code: if (x != y) { return a->b; }",
+    "\x01\x02 control bytes \x7f", "  multiple   spaces  ", "",
+};
+
+static void check_roundtrips(const owl_tokenizer *tok, const char *what) {
+    int bad = 0;
+    for (size_t i = 0; i < sizeof extra_texts / sizeof *extra_texts; i++)
+        if (!roundtrip(tok, extra_texts[i], strlen(extra_texts[i]))) bad++;
+    CHECKF(bad == 0, "%s: %d round trips differ", what, bad);
+}
+
+static char *file_text(const char *rel) {
+    size_t n;
+    return slurp(testdata_path(rel), &n);
+}
+
+static void test_llama3(void) {
+    double ms;
+    owl_tokenizer *tok = load_json("tokenizers/llama3/tokenizer.json", &ms);
+    if (!tok) return;
+    CHECK(tok->vocab.n == 128256);
+    check_vectors(tok, "ggml-vocab-llama-bpe.gguf", true);
+    check_roundtrips(tok, "llama3");
+    CHECK(tok->bos == 128000);
+    CHECK(tok->eos == 128001);
+    CHECK(!tok->add_bos); /* ByteLevel post-processor, no add_bos_token in the config */
+    const char *text = "<|begin_of_text|>Hi<|eot_id|>";
+    int32_t want[] = {128000, 13347, 128009};
+    CHECK(ids_eq(encode(tok, text, strlen(text), true), want, 3));
+    CHECK(!ids_contain(encode(tok, text, strlen(text), false), 128000));
+    char *tmpl = file_text("templates/hf/llama3.chat_template.jinja");
+    CHECK(tmpl && owl_tokenizer_chat_template(tok) && strcmp(tmpl, owl_tokenizer_chat_template(tok)) == 0);
+    free(tmpl);
+    /* decoding of single tokens */
+    char buf[64];
+    size_t l;
+    CHECK(owl_bpe_token_bytes(tok, 128000, buf, sizeof buf, &l) == OWL_OK && l == 17 && !memcmp(buf, "<|begin_of_text|>", 17));
+    CHECK(owl_bpe_token_bytes(tok, 220, buf, sizeof buf, &l) == OWL_OK && l == 1 && buf[0] == ' ');
+    CHECK(owl_bpe_token_bytes(tok, 128000, buf, 4, &l) == OWL_ERR_RANGE && l == 17);
+    CHECK(owl_bpe_token_bytes(tok, 128256, buf, sizeof buf, &l) == OWL_ERR_ARG);
+    CHECK(owl_bpe_token_bytes(tok, -1, buf, sizeof buf, &l) == OWL_ERR_ARG);
+    owl_bpe_tokenizer_destroy(tok);
+}
+
+static void test_qwen3(void) {
+    owl_tokenizer *tok = load_json("tokenizers/qwen3/tokenizer.json", NULL);
+    if (!tok) return;
+    CHECK(tok->vocab.n == 151669);
+    check_vectors(tok, "ggml-vocab-qwen2.gguf", true);
+    check_roundtrips(tok, "qwen3");
+    CHECK(tok->bos == -1 && !tok->add_bos);
+    CHECK(tok->eos == piece_id(tok, "<|im_end|>") && tok->eos == 151645);
+    CHECK(tok->pad == 151643);
+    /* </think> is a non-special added token: split out even without parse_special */
+    const char *t = "a</think>b";
+    CHECK(ids_contain(encode(tok, t, strlen(t), false), 151668));
+    const char *s = "<|im_start|>user";
+    CHECK(ids_contain(encode(tok, s, strlen(s), true), 151644));
+    CHECK(!ids_contain(encode(tok, s, strlen(s), false), 151644));
+    owl_bpe_tokenizer_destroy(tok);
+}
+
+static void test_mistral(void) {
+    owl_tokenizer *tok = load_json("tokenizers/mistral/tokenizer.json", NULL);
+    if (!tok) return;
+    CHECK(tok->vocab.n == 32000);
+    CHECK(piece_id(tok, "\xe2\x96\x81") == 28705);
+    CHECK(tok->bos == 1 && tok->add_bos && tok->eos == 2 && !tok->add_eos && tok->unk == 0);
+    CHECK(tok->byte_tokens[0] == 3 && tok->byte_tokens[255] == 258);
+    check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
+    check_roundtrips(tok, "mistral");
+    /* merges define the result: "Hello" is one piece "▁Hello" */
+    int32_t hello = piece_id(tok, "\xe2\x96\x81Hello");
+    CHECK(hello >= 0 && ids_eq(encode(tok, "Hello", 5, false), &hello, 1));
+    /* a character outside the vocabulary falls back to its UTF-8 bytes */
+    const char *owl = "\xf0\x9f\xa6\x89"; /* U+1F989 */
+    if (piece_id(tok, owl) < 0) {
+        int32_t want[] = {28705, 3 + 0xF0, 3 + 0x9F, 3 + 0xA6, 3 + 0x89};
+        CHECK(ids_eq(encode(tok, owl, 4, false), want, 5));
+    }
+    CHECK(ids_contain(encode(tok, "<s>x", 4, true), 1));
+    CHECK(!ids_contain(encode(tok, "<s>x", 4, false), 1));
+    owl_bpe_tokenizer_destroy(tok);
+}
+
+static void test_gemma3(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    if (!getenv("OWL_TEST_FULL")) {
+        printf("SKIPPED: gemma3 (33 MB tokenizer.json) under AddressSanitizer; set OWL_TEST_FULL=1 to run it\n");
+        return;
+    }
+#endif
+    owl_tokenizer *tok = load_json("tokenizers/gemma3/tokenizer.json", NULL);
+    if (!tok) return;
+    CHECK(tok->vocab.n == 262145);
+    CHECK(tok->bos == 2 && tok->add_bos && tok->eos == piece_id(tok, "<end_of_turn>"));
+    check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
+    check_roundtrips(tok, "gemma3");
+    CHECK(ids_contain(encode(tok, "<start_of_turn>user", 19, true), piece_id(tok, "<start_of_turn>")));
+    CHECK(!ids_contain(encode(tok, "<start_of_turn>user", 19, false), piece_id(tok, "<start_of_turn>")));
+    CHECK(ids_contain(encode(tok, "x<unused5>y", 11, false), piece_id(tok, "<unused5>")));
+    owl_bpe_tokenizer_destroy(tok);
+}
+
+static void test_deepseek(void) {
+    owl_tokenizer *tok = load_json("tokenizers/deepseek_v3/tokenizer.json", NULL);
+    if (!tok) return;
+    CHECK(tok->bos == 0 && tok->add_bos && tok->eos == 1);
+    check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
+    check_roundtrips(tok, "deepseek_v3");
+    const char *u = "<\xef\xbd\x9c" "User\xef\xbd\x9c>hi";
+    CHECK(ids_contain(encode(tok, u, strlen(u), false), piece_id(tok, "<\xef\xbd\x9cUser\xef\xbd\x9c>")));
+    owl_bpe_tokenizer_destroy(tok);
+}
+
+static void test_gpt2(void) {
+    owl_tokenizer *tok = NULL;
+    char enc[512];
+    snprintf(enc, sizeof enc, "%s", testdata_path("tokenizers/gpt2/encoder.json"));
+    owl_status st = owl_tokenizer_gpt2_load(enc, testdata_path("tokenizers/gpt2/vocab.bpe"), &tok);
+    CHECKF(st == OWL_OK, "gpt2: %s", owl_last_error());
+    if (st) return;
+    CHECK(tok->vocab.n == 50257 && tok->eos == 50256);
+    int32_t want[] = {15496, 995}; /* "Hello world" as published for GPT-2 */
+    CHECK(ids_eq(encode(tok, "Hello world", 11, false), want, 2));
+    check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
+    check_roundtrips(tok, "gpt2");
+    owl_bpe_tokenizer_destroy(tok);
+}
+
+/* ---- bad input and small hand-made tokenizers ---- */
+
+static void expect_error(const char *json, owl_status want, const char *needle1, const char *needle2) {
+    owl_tokenizer *tok = NULL;
+    owl_status st = owl_tokenizer_json_load_mem("bad.json", json, strlen(json), NULL, 0, &tok);
+    const char *e = owl_last_error();
+    CHECKF(st == want, "status %d for %s (%s)", st, json, e);
+    CHECKF(tok == NULL, "tokenizer returned for %s", json);
+    CHECKF(strstr(e, "bad.json") && strstr(e, needle1) && (!needle2 || strstr(e, needle2)), "error '%s' lacks '%s' / '%s'", e,
+           needle1, needle2 ? needle2 : "");
+    if (tok) owl_bpe_tokenizer_destroy(tok);
+}
+
+#define VOCAB "\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"c\":3}"
+
+static void test_bad_input(void) {
+    expect_error("this is not json", OWL_ERR_FORMAT, "not valid JSON", NULL);
+    expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0", OWL_ERR_FORMAT, "not valid JSON", NULL);
+    expect_error("[1,2,3]", OWL_ERR_FORMAT, "top level", NULL);
+    expect_error("{}", OWL_ERR_FORMAT, "model", "expected an object");
+    expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":[\"a\",\"b\"],\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab", "expected an object");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[1,2]}}", OWL_ERR_FORMAT, "model.merges[0]", "expected a string");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":{}}}", OWL_ERR_FORMAT, "model.merges", "expected an array");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"a b\",\"a x\"]}}", OWL_ERR_FORMAT, "model.merges[1]", "'x'");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[[\"a\",\"zz\"]]}}", OWL_ERR_FORMAT, "model.merges[0]", "'zz'");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"b c\"]}}", OWL_ERR_FORMAT, "model.merges[0]", "'bc'");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"abc\"]}}", OWL_ERR_FORMAT, "model.merges[0]", "one space");
+    expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999999},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab['a']", "out of range");
+    expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab['a']", "out of range");
+    expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab['a']", "integer");
+    expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab", "id 0");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"added_tokens\":[{\"id\":1,\"content\":\"<s>\"}]}",
+                 OWL_ERR_FORMAT, "added_tokens[0]", "id 1");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"added_tokens\":[{\"id\":7}]}", OWL_ERR_FORMAT,
+                 "added_tokens[0].content", NULL);
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"added_tokens\":[{\"id\":4,\"content\":\"x\",\"special\":\"yes\"}]}",
+                 OWL_ERR_FORMAT, "added_tokens[0].special", "boolean");
+    expect_error("{\"model\":{\"type\":\"WordPiece\"," VOCAB "}}", OWL_ERR_UNSUPPORTED, "model.type", "WordPiece");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+                 "{\"Regex\":\"(a|\"},\"behavior\":\"Isolated\"}}",
+                 OWL_ERR_FORMAT, "pre_tokenizer.pattern.Regex", "invalid regex");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+                 "{\"String\":\"-\"},\"behavior\":\"Sideways\"}}",
+                 OWL_ERR_FORMAT, "pre_tokenizer.behavior", "Sideways");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":"
+                 "[{\"type\":\"Nope\"}]}}",
+                 OWL_ERR_UNSUPPORTED, "pre_tokenizer.pretokenizers[0].type", "Nope");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"String\":\"a\"},"
+                 "\"content\":5}}",
+                 OWL_ERR_FORMAT, "normalizer.content", "string");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"normalizer\":[]}", OWL_ERR_FORMAT, "normalizer", "an object");
+    /* deep nesting is refused, not recursed into without bound */
+    char deep[4096];
+    size_t k = (size_t)snprintf(deep, sizeof deep, "{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[]},\"normalizer\":");
+    for (int i = 0; i < 40; i++) k += (size_t)snprintf(deep + k, sizeof deep - k, "{\"type\":\"Sequence\",\"normalizers\":[");
+    k += (size_t)snprintf(deep + k, sizeof deep - k, "{\"type\":\"NFC\"}");
+    for (int i = 0; i < 40; i++) k += (size_t)snprintf(deep + k, sizeof deep - k, "]}");
+    snprintf(deep + k, sizeof deep - k, "}");
+    expect_error(deep, OWL_ERR_FORMAT, "nested too deeply", NULL);
+    /* a config that is not JSON */
+    owl_tokenizer *tok = NULL;
+    const char *ok = "{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"a b\"]}}";
+    CHECK(owl_tokenizer_json_load_mem("bad.json", ok, strlen(ok), "{nope", 5, &tok) == OWL_ERR_FORMAT && !tok &&
+          strstr(owl_last_error(), "tokenizer_config.json"));
+
+    /* a small valid SentencePiece-style model: merges and unknown characters */
+    CHECK(owl_tokenizer_json_load_mem("ok.json", ok, strlen(ok), NULL, 0, &tok) == OWL_OK);
+    if (tok) {
+        int32_t w1[] = {2, 3, 2};
+        CHECK(ids_eq(encode(tok, "abcab", 5, false), w1, 3));
+        owl_bpe_tokenizer_destroy(tok);
+    }
+
+    /* the five split behaviours, as documented for "the-final--countdown" */
+    struct owl_bpe *b = owl_bpe_new();
+    static const char *want[5][7] = {
+        {"the", "final", "countdown"},
+        {"the", "-", "final", "-", "-", "countdown"},
+        {"the-", "final-", "-", "countdown"},
+        {"the", "-final", "-", "-countdown"},
+        {"the", "-", "final", "--", "countdown"},
+    };
+    for (int bh = 0; b && bh < 5; bh++) {
+        for (int lit = 0; lit < 2; lit++) {
+            b->n_pre = 0;
+            owl_pre_step step = {.kind = OWL_PRE_SPLIT, .behavior = (owl_split_behavior)bh, .lit = "-", .lit_len = 1};
+            if (!lit) {
+                step.lit = NULL;
+                CHECK(owl_regex_compile("-", 1, "test", &step.re) == OWL_OK);
+            }
+            CHECK(owl_bpe_add_pre(b, &step) == OWL_OK);
+            owl_pieces pcs = {0};
+            CHECK(owl_pretokenize(b, "the-final--countdown", 20, true, &pcs) == OWL_OK);
+            size_t n = 0;
+            while (n < 7 && want[bh][n]) n++;
+            bool same = pcs.n == n;
+            for (size_t i = 0; same && i < n; i++)
+                same = pcs.len[i] == strlen(want[bh][i]) && memcmp(pcs.buf + pcs.off[i], want[bh][i], pcs.len[i]) == 0;
+            CHECKF(same, "behaviour %d (%s) gave %zu pieces", bh, lit ? "literal" : "regex", pcs.n);
+            owl_pieces_free(&pcs);
+            if (step.re) pcre2_code_free(step.re);
+        }
+    }
+    if (b) {
+        b->n_pre = 0;
+        owl_bpe_free(b);
+    }
+}
+
+int main(void) {
+    test_llama3();
+    test_qwen3();
+    test_mistral();
+    test_deepseek();
+    test_gpt2();
+    test_gemma3();
+    test_bad_input();
+    return test_finish("test_tokenizer_bpe");
+}
