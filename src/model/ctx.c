@@ -118,12 +118,13 @@ owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logit
     c->last_n = 0;
     for (int t0 = 0; t0 < n; t0 += c->n_ub) {
         int nb = n - t0 < c->n_ub ? n - t0 : c->n_ub;
-        owl_status st = owl_model_forward(c, tokens + t0, nb);
+        const bool last = t0 + nb == n;
+        owl_status st = owl_model_forward(c, tokens + t0, nb, !all_logits);
         if (st) return st;
         if (all_logits)
             owl_matmul(&m->output, c->h, c->logits + (size_t)t0 * (size_t)vocab, nb);
-        else if (t0 + nb == n)
-            owl_matmul(&m->output, c->h + (size_t)(nb - 1) * (size_t)m->hp.dim, c->logits, 1);
+        else if (last)
+            owl_matmul(&m->output, c->h, c->logits, 1);
     }
     c->last_n = n;
     c->last_all = all_logits;

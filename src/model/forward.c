@@ -65,13 +65,14 @@ static void rope_apply(float *x, int n_vec, int head_dim, int n_rot, const float
     }
 }
 
-owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n) {
+owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last_only) {
     const owl_model *m = c->model;
     const owl_hparams *hp = &m->hp;
     const int dim = hp->dim, hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, ffn = hp->ffn_dim;
     const int pos0 = c->pos;
     const int nt = owl_threads();
     const bool neox = m->arch->rope_neox;
+    int n_out = n;
 
     /* embeddings: convert each token's row from its dtype */
     for (int t = 0; t < n; t++) {
@@ -86,38 +87,45 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n) {
         const owl_layer *L = &m->layers[l];
         float *kc = c->k_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
         float *vc = c->v_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
+        /* The last layer of a batch whose only wanted output is its last
+         * token: K and V of every token still go to the cache, but the
+         * query, attention and feed-forward run for the last token alone. */
+        const int t0 = (last_only && l == hp->n_layers - 1) ? n - 1 : 0;
+        const int nq = n - t0;
 
         /* attention */
         norm_rows(c->h, c->x, L->attn_norm, n, dim, hp->eps, nt);
-        owl_matmul(&L->wq, c->h, c->q, n);
+        owl_matmul(&L->wq, c->h + (size_t)t0 * (size_t)dim, c->q, nq);
         owl_matmul(&L->wk, c->h, kc, n);
         owl_matmul(&L->wv, c->h, vc, n);
-        add_bias(c->q, L->bq, n, qd);
+        add_bias(c->q, L->bq, nq, qd);
         add_bias(kc, L->bk, n, kvd);
         add_bias(vc, L->bv, n, kvd);
 #pragma omp parallel for num_threads(nt) if (n >= 8)
         for (int t = 0; t < n; t++) {
             const float *cs = c->rope_cs + (size_t)t * (size_t)hp->n_rot;
-            rope_apply(c->q + (size_t)t * (size_t)qd, hp->n_heads, hd, hp->n_rot, cs, neox);
+            if (t >= t0) rope_apply(c->q + (size_t)(t - t0) * (size_t)qd, hp->n_heads, hd, hp->n_rot, cs, neox);
             rope_apply(kc + (size_t)t * (size_t)kvd, hp->n_kv_heads, hd, hp->n_rot, cs, neox);
         }
-        owl_model_attention(c, l, pos0, n);
-        owl_matmul(&L->wo, c->att, c->o, n);
-        add_rows(c->x, c->o, (size_t)n * (size_t)dim);
+        owl_model_attention(c, l, pos0 + t0, nq);
+        if (t0) memmove(c->x, c->x + (size_t)t0 * (size_t)dim, sizeof(float) * (size_t)dim);
+        owl_matmul(&L->wo, c->att, c->o, nq);
+        add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
 
         /* feed-forward */
-        norm_rows(c->h, c->x, L->ffn_norm, n, dim, hp->eps, nt);
-        owl_matmul(&L->w_gate, c->h, c->gate, n);
-        owl_matmul(&L->w_up, c->h, c->up, n);
-#pragma omp parallel for num_threads(nt) if (n >= 8)
-        for (int t = 0; t < n; t++) {
+        norm_rows(c->h, c->x, L->ffn_norm, nq, dim, hp->eps, nt);
+        owl_matmul(&L->w_gate, c->h, c->gate, nq);
+        owl_matmul(&L->w_up, c->h, c->up, nq);
+#pragma omp parallel for num_threads(nt) if (nq >= 8)
+        for (int t = 0; t < nq; t++) {
             size_t off = (size_t)t * (size_t)ffn;
             owl_swiglu(c->gate + off, c->gate + off, c->up + off, ffn);
         }
-        owl_matmul(&L->w_down, c->gate, c->o, n);
-        add_rows(c->x, c->o, (size_t)n * (size_t)dim);
+        owl_matmul(&L->w_down, c->gate, c->o, nq);
+        add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
+        n_out = nq;
     }
-    norm_rows(c->h, c->x, m->out_norm, n, dim, hp->eps, nt);
+    norm_rows(c->h, c->x, m->out_norm, n_out, dim, hp->eps, nt);
     c->pos = pos0 + n;
     return OWL_OK;
 }

@@ -94,8 +94,9 @@ struct owl_ctx {
 
 /* Runs tokens [0, n) (n <= ctx->n_ub) at positions ctx->pos... through all
  * layers; leaves the final hidden states (normed) in ctx->h and advances
- * ctx->pos. */
-owl_status owl_model_forward(owl_ctx *ctx, const int32_t *tokens, int n);
+ * ctx->pos. last_only: only the last token's state is wanted (it is then
+ * row 0 of ctx->h); the KV cache is filled for all n either way. */
+owl_status owl_model_forward(owl_ctx *ctx, const int32_t *tokens, int n, bool last_only);
 
 /* Causal grouped-query attention of n query rows (in ctx->q, roped) at
  * positions pos0.. against layer l's cache; writes ctx->att. */
