@@ -32,9 +32,21 @@ static inline T512 __m512i nibbles2(const uint8_t *a, const uint8_t *b) {
     return _mm512_and_si512(_mm512_srlv_epi64(v, shifts), _mm512_set1_epi8(15));
 }
 
-/* Lanes 0..7 times sa, lanes 8..15 times sb. */
-static inline T512 __m512 scale2(float sa, float sb) {
-    return _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(sa), _mm512_set1_ps(sb));
+/* The fp16 fields at p, p + stride, p + 2*stride, p + 3*stride as floats. */
+static inline T512 __m128 h4(const uint8_t *p, size_t stride) {
+    uint64_t v = 0;
+    for (int k = 0; k < 4; k++) {
+        uint16_t h;
+        memcpy(&h, p + k * stride, 2);
+        v |= (uint64_t)h << (16 * k);
+    }
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+}
+
+/* Lanes 0..7 get s[2k], lanes 8..15 s[2k+1] (k = 0 or 1). */
+static inline T512 __m512 spread(__m128 s, int k) {
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(2 * k)), _mm512_castps128_ps512(s));
 }
 
 static float T512 dot_q8_0(const void *w, const void *x, int64_t nb) {
@@ -44,69 +56,76 @@ static float T512 dot_q8_0(const void *w, const void *x, int64_t nb) {
     int64_t i = 0;
     /* w*x = (w+128)*x - 128*x: w+128 is w with its top bit flipped, unsigned. */
     for (; i + 4 <= nb; i += 4) {
+        __m128 d = _mm_mul_ps(h4(a[i].d, sizeof *a), h4(b[i].d, sizeof *b));
         __m512i w0 = _mm512_xor_si512(load2x32(a[i].qs, a[i + 1].qs), flip);
         __m512i w1 = _mm512_xor_si512(load2x32(a[i + 2].qs, a[i + 3].qs), flip);
         __m512i x0 = load2x32(b[i].qs, b[i + 1].qs), x1 = load2x32(b[i + 2].qs, b[i + 3].qs);
         __m512i s0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, x0), _mm512_dpbusd_epi32(zero, flip, x0));
         __m512i s1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, x1), _mm512_dpbusd_epi32(zero, flip, x1));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), scale2(h2f(a[i].d) * h2f(b[i].d), h2f(a[i + 1].d) * h2f(b[i + 1].d)), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), scale2(h2f(a[i + 2].d) * h2f(b[i + 2].d), h2f(a[i + 3].d) * h2f(b[i + 3].d)),
-                               acc1);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread(d, 0), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread(d, 1), acc1);
     }
     float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     if (i < nb) sum += owl_q8_0_dot_ref(a + i, b + i, nb - i);
     return sum;
 }
 
-/* The 32-element 4- and 5-bit types, two blocks per step. hi5 adds bit 4
- * from qh; off is the level offset (8 or 16) of the symmetric types, 0 for
- * the _1 types, which add m * sum(x) instead. */
-#define HI_NONE
-#define HI_QH                                                                                   \
-    q = _mm512_mask_add_epi8(q, (__mmask64)qi_u32(a[i].qh) | ((__mmask64)qi_u32(a[i + 1].qh) << 32), q, \
-                             _mm512_set1_epi8(16));
-#define MIN_NONE
-#define MIN_M                                                                                        \
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_set1_epi8(1), xv)),    \
-                          scale2(h2f(a[i].m) * dx0, h2f(a[i + 1].m) * dx1), acc);
-#define LEGACY_BODY(BLK, HI5, OFF, MIN)                                                                      \
-    const BLK *a = w;                                                                                        \
-    const blk_q8_0 *b = x;                                                                                   \
-    const __m512i zero = _mm512_setzero_si512(), offv = _mm512_set1_epi8(OFF);                               \
-    __m512 acc = _mm512_setzero_ps();                                                                        \
-    int64_t i = 0;                                                                                           \
-    for (; i + 2 <= nb; i += 2) {                                                                            \
-        __m512i q = nibbles2(a[i].qs, a[i + 1].qs);                                                          \
-        HI5                                                                                                  \
-        __m512i xv = load2x32(b[i].qs, b[i + 1].qs);                                                         \
-        __m512i s = _mm512_dpbusd_epi32(zero, q, xv);                                                        \
-        float dx0 = h2f(b[i].d), dx1 = h2f(b[i + 1].d);                                                      \
-        if (OFF) s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(zero, offv, xv));                               \
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale2(h2f(a[i].d) * dx0, h2f(a[i + 1].d) * dx1), acc); \
-        MIN                                                                                                  \
-    }                                                                                                        \
+/* The 32-element 4- and 5-bit types, four blocks per step (two per
+ * register). HI adds bit 4 from qh; OFF is the level offset (8 or 16) of
+ * the symmetric types, taken off as OFF * sum(x); MIN (the _1 types) adds
+ * m * dx * sum(x). */
+#define HI_NONE(k)
+#define HI_QH(k)                                                                                          \
+    q = _mm512_mask_add_epi8(q, (__mmask64)qi_u32(a[i + 2 * k].qh) | ((__mmask64)qi_u32(a[i + 2 * k + 1].qh) << 32), \
+                             q, _mm512_set1_epi8(16));
+#define MIN_NONE(k)
+#define MIN_M(k) acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_set1_epi8(1), xv)), spread(dm, k), acc);
+#define LEGACY_STEP(k, HI, OFF, MIN)                                            \
+    {                                                                           \
+        __m512i q = nibbles2(a[i + 2 * k].qs, a[i + 2 * k + 1].qs);             \
+        HI(k)                                                                   \
+        __m512i xv = load2x32(b[i + 2 * k].qs, b[i + 2 * k + 1].qs);            \
+        __m512i s = _mm512_dpbusd_epi32(zero, q, xv);                           \
+        if (OFF) s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(zero, offv, xv));  \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread(d, k), acc);        \
+        MIN(k)                                                                  \
+    }
+#define LEGACY_BODY(BLK, HI, OFF, MIN, HAS_M)                                   \
+    const BLK *a = w;                                                           \
+    const blk_q8_0 *b = x;                                                      \
+    const __m512i zero = _mm512_setzero_si512(), offv = _mm512_set1_epi8(OFF);  \
+    __m512 acc = _mm512_setzero_ps();                                           \
+    int64_t i = 0;                                                              \
+    for (; i + 4 <= nb; i += 4) {                                               \
+        __m128 dx = h4(b[i].d, sizeof *b);                                      \
+        __m128 d = _mm_mul_ps(h4(a[i].d, sizeof *a), dx);                       \
+        __m128 dm = HAS_M ? _mm_mul_ps(h4(a[i].d + 2, sizeof *a), dx) : dx;     \
+        (void)dm;                                                               \
+        LEGACY_STEP(0, HI, OFF, MIN)                                            \
+        LEGACY_STEP(1, HI, OFF, MIN)                                            \
+    }                                                                           \
     float sum = _mm512_reduce_add_ps(acc);
 
 static float T512 dot_q4_0(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q4_0, HI_NONE, 8, MIN_NONE)
+    LEGACY_BODY(blk_q4_0, HI_NONE, 8, MIN_NONE, 0)
     if (i < nb) sum += owl_q4_0_dot_ref(a + i, b + i, nb - i);
     return sum;
 }
 
 static float T512 dot_q4_1(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q4_1, HI_NONE, 0, MIN_M)
+    LEGACY_BODY(blk_q4_1, HI_NONE, 0, MIN_M, 1)
     if (i < nb) sum += owl_q4_1_dot_ref(a + i, b + i, nb - i);
     return sum;
 }
 
 static float T512 dot_q5_0(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q5_0, HI_QH, 16, MIN_NONE)
+    LEGACY_BODY(blk_q5_0, HI_QH, 16, MIN_NONE, 0)
     if (i < nb) sum += owl_q5_0_dot_ref(a + i, b + i, nb - i);
     return sum;
 }
 
 static float T512 dot_q5_1(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q5_1, HI_QH, 0, MIN_M)
+    LEGACY_BODY(blk_q5_1, HI_QH, 0, MIN_M, 1)
     if (i < nb) sum += owl_q5_1_dot_ref(a + i, b + i, nb - i);
     return sum;
 }
@@ -115,8 +134,8 @@ static float T512 dot_q5_1(const void *w, const void *x, int64_t nb) {
 
 /* sum_g sc[g] * bsums[g] over the 16 groups of a Q8_K block, as 8 int32
  * lanes in the low half of a zmm. */
-static inline T512 __m512i group_sums(const int8_t sc[16], const blk_q8_k *b) {
-    __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+static inline T512 __m512i group_sums(__m128i sc, const blk_q8_k *b) {
+    __m256i s16 = _mm256_cvtepi8_epi16(sc);
     __m256i bs = _mm256_loadu_si256((const __m256i *)b->bsums);
     return _mm512_zextsi256_si512(_mm256_madd_epi16(s16, bs));
 }
@@ -126,69 +145,74 @@ static inline T512 __m512i group_sums(const int8_t sc[16], const blk_q8_k *b) {
 #define IDX16(base) _mm512_set_epi32(base + 3, base + 3, base + 3, base + 3, base + 2, base + 2, base + 2, base + 2, \
                                      base + 1, base + 1, base + 1, base + 1, base, base, base, base)
 
-static float T512 dot_q4_k(const void *w, const void *x, int64_t nb) {
-    const blk_q4_k *a = w;
-    const blk_q8_k *b = x;
-    const __m512i zero = _mm512_setzero_si512();
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m512 acc = _mm512_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        uint8_t sc[8], mn[8];
-        owl_q4k_unpack_scales(a[i].scales, sc, mn);
-        int imin = 0;
-        for (int j = 0; j < 8; j++) imin += mn[j] * (qi_i16(b[i].bsums + 4 * j) + qi_i16(b[i].bsums + 4 * j + 2));
-        const __m512i scv = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
-        __m512i tot = zero;
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),
-                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
-            __m512i p = _mm512_dpbusd_epi32(zero, q, _mm512_loadu_si512(b[i].qs + 64 * c));
-            __m512i s = _mm512_permutexvar_epi32(
-                _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(2 * c), _mm512_set1_epi32(2 * c + 1)), scv);
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p, s));
-        }
-        float dx = qi_f(b[i].d);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);
-        mins += h2f(a[i].dmin) * dx * (float)imin;
-    }
-    return _mm512_reduce_add_ps(acc) - mins;
+static inline T512 float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
 
-static float T512 dot_q5_k(const void *w, const void *x, int64_t nb) {
-    const blk_q5_k *a = w;
-    const blk_q8_k *b = x;
-    const __m512i zero = _mm512_setzero_si512(), h16 = _mm512_set1_epi8(16);
-    const __m256i m4 = _mm256_set1_epi8(15);
-    __m512 acc = _mm512_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < nb; i++) {
-        uint8_t sc[8], mn[8];
-        owl_q4k_unpack_scales(a[i].scales, sc, mn);
-        int imin = 0;
-        for (int j = 0; j < 8; j++) imin += mn[j] * (qi_i16(b[i].bsums + 4 * j) + qi_i16(b[i].bsums + 4 * j + 2));
-        const __m512i scv = _mm512_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));
-        const __m512i hh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].qh));
-        __m512i tot = zero;
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),
-                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);
-            __m512i bit = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (2 * c)))),
-                                             _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1);
-            q = _mm512_mask_add_epi8(q, _mm512_test_epi8_mask(hh, bit), q, h16);
-            __m512i p = _mm512_dpbusd_epi32(zero, q, _mm512_loadu_si512(b[i].qs + 64 * c));
-            __m512i s = _mm512_permutexvar_epi32(
-                _mm512_mask_blend_epi32(0xff00, _mm512_set1_epi32(2 * c), _mm512_set1_epi32(2 * c + 1)), scv);
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p, s));
-        }
-        float dx = qi_f(b[i].d);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);
-        mins += h2f(a[i].dmin) * dx * (float)imin;
-    }
-    return _mm512_reduce_add_ps(acc) - mins;
+/* Q4_K / Q5_K scales and mins as two 8-byte words: 6-bit fields from the
+ * 12-byte packing (see quant_k.c), decoded four at a time in 32-bit words. */
+static inline void q4k_scales_u64(const uint8_t s[12], uint64_t *sc, uint64_t *mn) {
+    uint32_t u0 = qi_u32(s), u1 = qi_u32(s + 4), u2 = qi_u32(s + 8);
+    uint32_t sc_lo = u0 & 0x3f3f3f3fu, mn_lo = u1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    uint32_t mn_hi = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = sc_lo | ((uint64_t)sc_hi << 32);
+    *mn = mn_lo | ((uint64_t)mn_hi << 32);
 }
+
+/* The K-quants with 32-element groups (Q4_K, Q5_K). Levels are multiplied
+ * with the activations by vpmaddubsw (pairs: at most 2*31*127, no
+ * saturation) and the pair sums with the group scales by vpdpwssd. The mins
+ * meet the Q8_K group sums in a second (256-bit) accumulator. */
+#define Q45K_BODY(BLK, HIGH)                                                                                  \
+    const BLK *a = w;                                                                                         \
+    const blk_q8_k *b = x;                                                                                    \
+    const __m256i m4 = _mm256_set1_epi8(15);                                                                  \
+    __m512 acc = _mm512_setzero_ps();                                                                         \
+    __m256 accm = _mm256_setzero_ps();                                                                        \
+    for (int64_t i = 0; i < nb; i++) {                                                                        \
+        uint64_t sc, mn;                                                                                      \
+        q4k_scales_u64(a[i].scales, &sc, &mn);                                                                \
+        __m128i m8 = _mm_cvtsi64_si128((long long)mn);                                                        \
+        __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)),                     \
+                                         _mm256_loadu_si256((const __m256i *)b[i].bsums));                    \
+        const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));  \
+        HIGH##_SETUP                                                                                          \
+        __m512i tot = _mm512_setzero_si512();                                                                 \
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {                                                 \
+            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));                              \
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),                   \
+                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);                 \
+            HIGH##_ADD                                                                                        \
+            __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(b[i].qs + 64 * c));                        \
+            __m512i s = _mm512_permutexvar_epi16(                                                             \
+                _mm512_mask_blend_epi16(0xffff0000u, _mm512_set1_epi16((short)(2 * c)),                      \
+                                        _mm512_set1_epi16((short)(2 * c + 1))), sc16);                        \
+            tot = _mm512_dpwssd_epi32(tot, p, s);                                                             \
+        }                                                                                                     \
+        float dx = qi_f(b[i].d);                                                                              \
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);                \
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(h2f(a[i].dmin) * dx), accm);          \
+    }                                                                                                         \
+    return _mm512_reduce_add_ps(acc) - hsum256(accm);
+
+#define Q4K_SETUP
+#define Q4K_ADD
+#define Q5K_SETUP                                                                                           \
+    const __m512i hh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].qh));
+#define Q5K_ADD                                                                                             \
+    q = _mm512_mask_add_epi8(q,                                                                             \
+                             _mm512_test_epi8_mask(hh, _mm512_inserti64x4(                                  \
+                                 _mm512_castsi256_si512(_mm256_set1_epi8((char)(1 << (2 * c)))),            \
+                                 _mm256_set1_epi8((char)(1 << (2 * c + 1))), 1)),                           \
+                             q, _mm512_set1_epi8(16));
+
+static float T512 dot_q4_k(const void *w, const void *x, int64_t nb) { Q45K_BODY(blk_q4_k, Q4K) }
+
+static float T512 dot_q5_k(const void *w, const void *x, int64_t nb) { Q45K_BODY(blk_q5_k, Q5K) }
 
 static float T512 dot_q6_k(const void *w, const void *x, int64_t nb) {
     const blk_q6_k *a = w;
@@ -197,7 +221,7 @@ static float T512 dot_q6_k(const void *w, const void *x, int64_t nb) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)a[i].scales));
-        __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(a[i].scales, &b[i]), 5)); /* the -32 offset */
+        __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(_mm_loadu_si128((const __m128i *)a[i].scales), &b[i]), 5)); /* the -32 offset */
         for (int n = 0; n < 2; n++) {
             __m512i l = _mm512_loadu_si512(a[i].ql + 64 * n);
             __m256i h = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * n));
@@ -243,17 +267,26 @@ static float T512 dot_q2_k(const void *w, const void *x, int64_t nb) {
     return _mm512_reduce_add_ps(acc);
 }
 
+/* The 16 Q3_K scales (minus their bias of 32) from the 12-byte packing
+ * (see quant_k.c), four at a time in 32-bit words. */
+static inline T512 __m128i q3k_scales(const uint8_t s[12]) {
+    uint32_t a0 = qi_u32(s), a1 = qi_u32(s + 4), t = qi_u32(s + 8);
+    const uint32_t lo = 0x0f0f0f0fu, hi = 0x03030303u;
+    __m128i v = _mm_set_epi32((int)(((a1 >> 4) & lo) | (((t >> 6) & hi) << 4)), (int)(((a0 >> 4) & lo) | (((t >> 4) & hi) << 4)),
+                              (int)((a1 & lo) | (((t >> 2) & hi) << 4)), (int)((a0 & lo) | ((t & hi) << 4)));
+    return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
 static float T512 dot_q3_k(const void *w, const void *x, int64_t nb) {
     const blk_q3_k *a = w;
     const blk_q8_k *b = x;
     const __m512i zero = _mm512_setzero_si512(), m2 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        int8_t sc[16];
-        owl_q3k_unpack_scales(a[i].scales, sc);
-        const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)sc));
+        __m128i sc8 = q3k_scales(a[i].scales);
+        const __m512i scv = _mm512_cvtepi8_epi32(sc8);
         /* levels are stored as low + 4*h in 0..7: take 4 * sum(sc * x) off */
-        __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(sc, &b[i]), 2));
+        __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(sc8, &b[i]), 2));
         const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].hmask));
         for (int n = 0; n < 2; n++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * n));
