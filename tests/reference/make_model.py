@@ -73,8 +73,8 @@ def kv_arr(key, et, values):
 
 def to_bf16_bits(a32):
     """float32 array -> uint16 bf16 bits, round to nearest even."""
-    u = a32.astype(np.float32).view(np.uint32).astype(np.uint64)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    u = np.ascontiguousarray(a32, dtype=np.float32).view(np.uint32)
+    u = (u + (0x7FFF + ((u >> 16) & 1))) >> 16  # finite values: no uint32 overflow
     return u.astype(np.uint16)
 
 
