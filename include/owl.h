@@ -94,6 +94,11 @@ const float *owl_ctx_logits(const owl_ctx *ctx, int i);
 
 /* ---- tokenizer -------------------------------------------------------- */
 
+/* Loads a standalone tokenizer: SentencePiece tokenizer.model, llama2.c
+ * tokenizer.bin, a GGUF file (only its tokenizer) or a tokenizer.json. */
+owl_status owl_tokenizer_load(const char *path, owl_tokenizer **out);
+void owl_tokenizer_free(owl_tokenizer *tok);
+
 int owl_token_count(const owl_tokenizer *tok);
 int32_t owl_token_bos(const owl_tokenizer *tok); /* -1 if none */
 int32_t owl_token_eos(const owl_tokenizer *tok); /* -1 if none */
@@ -101,7 +106,8 @@ int32_t owl_token_eos(const owl_tokenizer *tok); /* -1 if none */
 const char *owl_token_piece(const owl_tokenizer *tok, int32_t id, size_t *len);
 bool owl_token_is_special(const owl_tokenizer *tok, int32_t id);
 
-/* Encodes text. add_bos: start with BOS. parse_special: text like "<s>" may
+/* Encodes text. add_bos: start with BOS (if the model has one and its
+ * tokenizer.ggml.add_bos_token is not false). parse_special: text like "<s>" may
  * become a special token (never for plain user text). *ids is malloc'd. */
 owl_status owl_tokenize(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos,
                         bool parse_special, int32_t **ids, size_t *n_ids);
@@ -111,8 +117,14 @@ typedef struct owl_detok owl_detok;
 owl_status owl_detok_new(const owl_tokenizer *tok, owl_detok **out);
 void owl_detok_free(owl_detok *d);
 /* Appends the text of token id; returns a pointer to the complete text ready
- * now (NUL-terminated, valid until the next call) and its length in *len. */
+ * now (NUL-terminated, valid until the next call) and its length in *len.
+ * NULL (error text set) for an id outside the vocabulary. The first token
+ * (or the one after BOS) loses the space that SentencePiece's dummy prefix put
+ * in front of it. */
 const char *owl_detok_push(owl_detok *d, int32_t id, size_t *len);
+/* Continues a decode after tokens shown already (e.g. the prompt): prev is
+ * the last of them; no leading space is dropped then. */
+void owl_detok_prime(owl_detok *d, int32_t prev);
 /* Whatever is left (an incomplete character comes out as U+FFFD). */
 const char *owl_detok_flush(owl_detok *d, size_t *len);
 /* Whole decode of ids into a malloc'd NUL-terminated string. */

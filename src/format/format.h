@@ -155,6 +155,13 @@ owl_status owl_gguf_read_mem(const char *name, const uint8_t *data, size_t size,
  * be NULL: then tokenizer.bin beside the checkpoint). The table uses GGUF's
  * llama tensor names and keys (tokenizer.ggml.* filled from tokenizer.bin). */
 owl_status owl_llama2c_read(const char *path, const char *tokenizer_path, owl_weights *out);
+/* Reads a llama2.c tokenizer.bin alone into tokenizer.ggml.* keys of meta
+ * (meta zeroed or already holding other keys). */
+owl_status owl_llama2c_tokenizer_read(const char *path, owl_meta *meta);
+/* Reads a SentencePiece tokenizer.model (protobuf ModelProto, BPE type) into
+ * tokenizer.ggml.* keys of meta. _mem: from bytes (for fuzzing). */
+owl_status owl_spm_model_read(const char *path, owl_meta *meta);
+owl_status owl_spm_model_read_mem(const char *name, const uint8_t *data, size_t size, owl_meta *meta);
 
 /* Decides the format from the bytes / path and reads it. */
 owl_status owl_weights_open(const char *path, const char *tokenizer_path, owl_weights *out);

@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""Reference token ids from Google's sentencepiece (Debian python3-sentencepiece)
+for generated strings: ASCII words, runs of spaces, control characters,
+accents, CJK, emoji and mixtures, plus slices of a text file if given.
+
+usage: spm_ref.py MODEL OUT [N] [SEED] [TEXTFILE]
+OUT gets one line per case: the UTF-8 text in hex, a tab, the ids separated
+by spaces (no BOS)."""
+import random
+import sys
+
+import sentencepiece as spm
+
+ALPHABETS = [
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    " ",
+    "     ",
+    ".,;:!?'\"()[]{}<>-_=+*/\\|@#$%^&~`",
+    "\t\n\r\x0b\x0c\x01\x02\x1b\x7f",
+    "éèêëàâäôöûüçñÉÀßøåæœ",
+    "日本語中文字符测试東京漢字한국어",
+    "😀😁😂🤣😃👍🏽🦉🚀✨❤️\u200d",
+    "аБвГдЕжЗийКлМнОпРсТуФхЦчШщЪыЬэЮя",
+    "αβγδεζηθικλμνξοπρστυφχψω",
+    "\u0301\u0308\u200b\u00a0\u2581\u3000\ufeff",
+    "ﬁ①Ⅷ㎏ｶﾞ",
+]
+WORDS = ["the", "Hello", "world", " of", "tokenizer", "<s>", "</s>", "<unk>", "<0x41>", "▁", "  ", "\n\n",
+         "don't", "1234567", "3.14159", "http://example.com/a?b=c", "llama.cpp", "🦙"]
+
+
+def gen(rng, n):
+    cases = []
+    for i in range(n):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.3:
+                parts.append(rng.choice(WORDS))
+            else:
+                alpha = rng.choice(ALPHABETS)
+                parts.append("".join(rng.choice(alpha) for _ in range(rng.randint(1, 8))))
+        s = "".join(parts)
+        if rng.random() < 0.2:
+            s = " " * rng.randint(1, 4) + s
+        if rng.random() < 0.2:
+            s = s + " " * rng.randint(1, 4)
+        cases.append(s)
+    return cases
+
+
+def main():
+    model, out = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+    seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1234
+    rng = random.Random(seed)
+    cases = gen(rng, n)
+    if len(sys.argv) > 5:
+        with open(sys.argv[5], encoding="utf-8") as f:
+            text = f.read()
+        for _ in range(max(1, n // 10)):
+            a = rng.randrange(0, max(1, len(text) - 2000))
+            cases.append(text[a:a + rng.randint(1, 2000)])
+    sp = spm.SentencePieceProcessor(model_file=model)
+    with open(out, "w", encoding="ascii") as f:
+        for s in cases:
+            ids = sp.encode(s)
+            f.write(s.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in ids) + "\n")
+
+
+if __name__ == "__main__":
+    main()
