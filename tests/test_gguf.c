@@ -213,7 +213,8 @@ static void check_python(const char *path, const expected *e, size_t n_e, const 
         snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
         CHECKF(strcmp(json_string_value(json_object_get(ti, "fnv1a")), hex) == 0, "tensor %s bytes", t[i].name);
     }
-    CHECK(json_is_true(json_object_get(j, "ends_at_last_tensor")));
+    CHECK(json_is_true(json_object_get(j, "ends_after_padding")));
+    CHECK(json_is_true(json_object_get(j, "offsets_contiguous")));
     json_decref(j);
 }
 
@@ -305,9 +306,10 @@ static void test_round_trip(uint32_t alignment) {
         }
         CHECK(owl_weights_find(&ws, "nope") == NULL);
         CHECK(owl_weight_nelem(&ws.w[2]) == 24);
-        /* the last tensor ends the file: no trailing padding */
+        /* the last tensor is padded to the alignment, as ggml writes it */
         const owl_weight *last = &ws.w[N_SPECS - 1];
-        CHECK((const uint8_t *)last->data + last->nbytes == base + ws.maps[0].size);
+        size_t end = (size_t)((const uint8_t *)last->data + last->nbytes - base);
+        CHECK(ws.maps[0].size % alignment == 0 && ws.maps[0].size - end < alignment);
 
         /* read -> write -> read keeps everything (values now point into
          * the first mapping) */
@@ -365,6 +367,11 @@ static void test_stories260k(void) {
     const owl_weight *w = owl_weights_find(&ws, "token_embd.weight");
     CHECK(w && w->dtype == OWL_F32 && w->n_dims == 2 && w->ne[0] == 64 && w->ne[1] == 512);
     for (size_t i = 0; i < ws.n; i++) CHECK(ws.w[i].dtype == OWL_F32);
+    char *copy = path_join(test_tmpdir("gguf_rewrite"), "stories260K.gguf");
+    CHECKF(owl_gguf_write(copy, &ws.meta, ws.w, ws.n, 0) == OWL_OK, "%s", owl_last_error());
+    CHECKF(run_cmd("cmp '%s' '%s'", path, copy) == 0, "rewrite of %s differs", path);
+    remove(copy);
+    free(copy);
     /* stories260K.bin holds the same weights: 7 int32 header, then the
      * token embedding [512][64] F32 */
     char *bin = NULL;
@@ -436,6 +443,13 @@ static void test_wp_q4_k_m(void) {
     CHECK(v2 && v2->dtype == OWL_Q6_K && v2->ne[0] == 256 && v2->ne[1] == 128);
     /* the final norm is stored as F32 unchanged: compare it with the same
      * tensor in the Hugging Face safetensors file */
+    /* owl's writer lays a file out as llama.cpp does: rewriting the file
+     * llama.cpp made gives the same bytes */
+    char *copy = path_join(test_tmpdir("gguf_rewrite"), "wp-Q4_K_M.gguf");
+    CHECKF(owl_gguf_write(copy, &ws.meta, ws.w, ws.n, 0) == OWL_OK, "%s", owl_last_error());
+    CHECKF(run_cmd("cmp '%s' '%s'", path, copy) == 0, "rewrite of %s differs", path);
+    remove(copy);
+    free(copy);
     const owl_weight *norm = owl_weights_find(&ws, "output_norm.weight");
     owl_mmap st;
     if (norm && owl_mmap_open(&st, testdata_path("models/wp/hf/model.safetensors")) == OWL_OK) {
@@ -509,6 +523,10 @@ static void test_writer_failures(void) {
     s = owl_gguf_write(target, &meta, two, 2, 0);
     CHECK(s == OWL_ERR_ARG && strstr(owl_last_error(), "duplicate tensor name 'x'"));
     CHECK(owl_gguf_write(target, &meta, &t, 1, 48) == OWL_ERR_ARG);
+    bad = t;
+    bad.name = "a.name.that.is.exactly.sixty.four.bytes.long.which.llama.cpp.rejects";
+    s = owl_gguf_write(target, &meta, &bad, 1, 0);
+    CHECK(s == OWL_ERR_ARG && strstr(owl_last_error(), "at most 63"));
     CHECK(count_entries(dir) == 2);
     owl_weights ws;
     s = owl_gguf_read(target, &ws);

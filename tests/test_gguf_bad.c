@@ -408,11 +408,12 @@ static void test_truncation(void) {
     nested.arr.items = inner;
     CHECK(owl_meta_set(&meta, "x.nested", &nested) == OWL_OK);
     CHECK(owl_meta_set_bool(&meta, "x.flag", true) == OWL_OK);
-    uint8_t data[34 * 2 + 4 * 5];
+    uint8_t data[34 * 2 + 4 * 8];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)(i * 7);
     owl_weight t[2] = {
         {.name = "q", .dtype = OWL_Q8_0, .n_dims = 2, .ne = {32, 2, 1, 1}, .data = data, .nbytes = 68},
-        {.name = "n", .dtype = OWL_F32, .n_dims = 1, .ne = {5, 1, 1, 1}, .data = data + 68, .nbytes = 20},
+        /* 32 bytes: the file ends with it, without padding */
+        {.name = "n", .dtype = OWL_F32, .n_dims = 1, .ne = {8, 1, 1, 1}, .data = data + 68, .nbytes = 32},
     };
     CHECK(owl_gguf_write(path, &meta, t, 2, 0) == OWL_OK);
     owl_meta_free(&meta);

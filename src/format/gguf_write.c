@@ -1,5 +1,6 @@
 /* GGUF v3 writer: metadata (every value type, nested arrays), tensor infos,
- * aligned tensor data streamed from wherever it lives. The file is written
+ * aligned tensor data streamed from wherever it lives (each tensor, the last
+ * included, padded to the alignment as ggml writes it). The file is written
  * to a temporary file beside the target, flushed to disk and renamed into
  * place; on any error the temporary file is removed and the target is left
  * as it was. */
@@ -145,6 +146,8 @@ static void put_value(writer *w, const owl_meta_value *v) {
 static owl_status check_tensor(const owl_weight *t, size_t i) {
     const char *name = t->name ? t->name : "";
     if (!t->name) return owl_errorf(OWL_ERR_ARG, "tensor #%zu has no name", i);
+    if (strlen(name) >= 64) /* GGML_MAX_NAME: llama.cpp refuses longer names */
+        return owl_errorf(OWL_ERR_ARG, "tensor name '%s' is %zu bytes long (at most 63)", name, strlen(name));
     if (t->n_dims < 1 || t->n_dims > OWL_MAX_DIMS)
         return owl_errorf(OWL_ERR_ARG, "tensor '%s': %d dimensions (must be 1..%d)", name, t->n_dims, OWL_MAX_DIMS);
     const owl_dtype_info *info = owl_dtype_get((uint32_t)t->dtype);
@@ -246,7 +249,9 @@ static void write_all(writer *w, const owl_meta *meta, const owl_weight *tensors
             p += k;
             left -= k;
         }
-        if (i + 1 < n) put_zeros(w, align_up(w->pos - start, alignment) - (w->pos - start));
+        /* after the last tensor too: ggml's readers expect the data
+         * section to be a whole number of aligned blocks */
+        put_zeros(w, align_up(w->pos - start, alignment) - (w->pos - start));
     }
 }
 

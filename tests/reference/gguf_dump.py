@@ -3,7 +3,9 @@
 JSON. Written from the format description (little-endian; "GGUF", u32
 version, u64 tensor count, u64 key count, keys, tensor infos, aligned data),
 sharing nothing with owl's C reader. Each tensor gets the FNV-1a hash of the
-bytes found at its place, so a test can compare data without copying it."""
+bytes found at its place, so a test can compare data without copying it.
+ends_after_padding: the file ends where the last tensor's aligned block
+ends."""
 import json
 import struct
 import sys
@@ -83,6 +85,8 @@ def main():
     start = (r.p + alignment - 1) // alignment * alignment
     tensors = []
     end = start
+    expected_off = 0  # ggml's readers want each tensor right after the last one's aligned block
+    contiguous = True
     for name, t, ne, off in infos:
         n = 1
         for x in ne:
@@ -90,13 +94,16 @@ def main():
         blk, bb = BLOCKS[t]
         nbytes = n // blk * bb
         a = start + off
+        contiguous = contiguous and off == expected_off
+        expected_off += (nbytes + alignment - 1) // alignment * alignment
         if a + nbytes > len(data):
             raise ValueError("tensor %s runs past the end" % name)
         end = max(end, a + nbytes)
         tensors.append({"name": name, "type": t, "ne": ne, "offset": off,
                         "abs_offset": a, "fnv1a": fnv1a(data[a:a + nbytes])})
     out = {"version": version, "alignment": alignment, "kv": kv, "tensors": tensors,
-           "ends_at_last_tensor": end == len(data)}
+           "offsets_contiguous": contiguous,
+           "ends_after_padding": (end + alignment - 1) // alignment * alignment == len(data)}
     json.dump(out, sys.stdout, ensure_ascii=False)
 
 
