@@ -56,7 +56,8 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     c->rope_inv = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
     if (!c->rope_inv && !st) st = OWL_ERR_NOMEM;
     for (int i = 0; !st && i < hp->n_rot / 2; i++)
-        c->rope_inv[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * (double)hp->rope_scale;
+        c->rope_inv[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * (double)hp->rope_scale /
+                         (model->rope_freqs ? (double)model->rope_freqs[i] : 1.0);
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_floats(1, (uint64_t)hp->n_vocab, &st);
     if (st) {

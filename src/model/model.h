@@ -51,6 +51,7 @@ struct owl_model {
     owl_hparams hp;
     owl_mat tok_embd;              /* rows = vocab, cols = dim */
     const float *out_norm;
+    const float *rope_freqs;       /* n_rot/2 frequency divisors (rope_freqs.weight), NULL if absent */
     owl_mat output;                /* == tok_embd when tied */
     bool tied;
     owl_layer *layers;

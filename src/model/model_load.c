@@ -84,6 +84,18 @@ static owl_status read_hparams(owl_model *m) {
         (st = hp_float(m, "rope.freq_base", 10000.0, 1.0, 1e12, &hp->rope_base)))
         return st;
     hp->rope_scale = 1.0f;
+    char key[160];
+    owl_str stype;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", m->arch->name);
+    if (owl_meta_get_str(&m->weights.meta, key, &stype) && !owl_str_eq(stype, "none")) {
+        float factor;
+        if ((st = hp_float(m, "rope.scaling.factor", 1.0, 1e-6, 1e6, &factor))) return st;
+        if (owl_str_eq(stype, "linear"))
+            hp->rope_scale = 1.0f / factor;
+        else
+            owl_log(OWL_LOG_WARN, "%s: RoPE scaling \"%.*s\" is not applied (positions up to %d are unaffected)",
+                    m->weights.path, (int)(stype.len > 40 ? 40 : stype.len), stype.ptr, hp->n_ctx_train);
+    }
     uint64_t qd, kvd;
     if (!owl_mul_ok((uint64_t)hp->n_heads, (uint64_t)hp->head_dim, &qd) || qd > OWL_MAX_HPARAM ||
         !owl_mul_ok((uint64_t)hp->n_kv_heads, (uint64_t)hp->head_dim, &kvd))
@@ -241,6 +253,7 @@ owl_status owl_model_bind(owl_model *m) {
     hp->n_vocab = (int)emb->ne[1];
     if ((st = bind_mat(m, "token_embd.weight", hp->dim, hp->n_vocab, &m->tok_embd))) return st;
     if ((st = bind_vec(m, "output_norm.weight", hp->dim, false, &m->out_norm))) return st;
+    if ((st = bind_vec(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freqs))) return st;
     if (owl_weights_find(&m->weights, "output.weight") || !m->arch->tied_ok) {
         if ((st = bind_mat(m, "output.weight", hp->dim, hp->n_vocab, &m->output))) return st;
         m->tied = false;

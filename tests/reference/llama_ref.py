@@ -25,14 +25,18 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, positions, n_rot, base, neox):
+def rope(x, positions, n_rot, base, neox, scale=1.0, factors=None):
     """x: (T, n_heads, head_dim). Rotates the first n_rot dims of each head.
     neox=False: pairs (2i, 2i+1) (GGUF "llama"); neox=True: pairs
-    (i, i + n_rot/2) (Hugging Face rotate_half, GGUF "qwen2")."""
+    (i, i + n_rot/2) (Hugging Face rotate_half, GGUF "qwen2").
+    Angle of pair i at position p: p * scale * base^(-2i/n_rot) / factors[i]
+    (linear scaling; GGUF rope_freqs.weight factors)."""
     out = x.copy()
     half = n_rot // 2
     inv = base ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot)   # (half,)
-    ang = np.asarray(positions, dtype=np.float64)[:, None] * inv[None, :]  # (T, half)
+    if factors is not None:
+        inv = inv / factors
+    ang = np.asarray(positions, dtype=np.float64)[:, None] * scale * inv[None, :]  # (T, half)
     c = np.cos(ang)[:, None, :]
     s = np.sin(ang)[:, None, :]
     if neox:
@@ -73,8 +77,9 @@ def forward(W, hp, tokens):
             k = k + W[p + "attn_k.bias"]
         if p + "attn_v.bias" in W:
             v = v + W[p + "attn_v.bias"]
-        q = rope(q.reshape(T, n_heads, hd), pos, n_rot, base, neox)
-        k = rope(k.reshape(T, n_kv, hd), pos, n_rot, base, neox)
+        rs, rf = hp.get("rope_scale", 1.0), W.get("rope_freqs.weight")
+        q = rope(q.reshape(T, n_heads, hd), pos, n_rot, base, neox, rs, rf)
+        k = rope(k.reshape(T, n_kv, hd), pos, n_rot, base, neox, rs, rf)
         v = v.reshape(T, n_kv, hd)
         att = np.zeros((T, n_heads, hd))
         for hh in range(n_heads):
@@ -180,6 +185,8 @@ def hparams_from_meta(meta, W):
         "rope_base": key("rope.freq_base", 10000.0),
         "n_rot": key("rope.dimension_count", hd),
         "neox": arch in ("qwen2",),
+        "rope_scale": (1.0 / key("rope.scaling.factor", 1.0)
+                       if meta.get(arch + ".rope.scaling.type") == "linear" else 1.0),
     }
 
 

@@ -116,6 +116,8 @@ def tensor_plan(a):
                  (p + "ffn_gate.weight", (a.ffn, dim), big, "mat"),
                  (p + "ffn_up.weight", (a.ffn, dim), big, "mat"),
                  (p + "ffn_down.weight", (dim, a.ffn), big, "mat")]
+    if a.rope_freqs:
+        plan.append(("rope_freqs.weight", (hd // 2,), GGML_F32, "freqs"))
     plan.append(("output_norm.weight", (dim,), small, "norm"))
     if not a.tied:
         plan.append(("output.weight", (a.vocab, dim), big, "mat"))
@@ -136,6 +138,8 @@ def random_tensor(rng, shape, kind):
         return 1.0 + 0.1 * r
     if kind == "bias":
         return 0.1 * r
+    if kind == "freqs":  # rope frequency divisors, as Llama 3.1 files carry
+        return 1.0 + 7.0 * np.abs(r) / (1.0 + np.abs(r))
     # embeddings and matrices ~ N(0, 1/cols): a tied head gives logits of
     # order 1, and every projection keeps the scale of its input
     return r * np.float32(1.0 / np.sqrt(shape[-1]))
@@ -168,6 +172,9 @@ def header(a, plan):
             kv(arch + ".attention.layer_norm_rms_epsilon", T_F32, a.eps)]
     if a.rope_base is not None:
         meta.append(kv(arch + ".rope.freq_base", T_F32, a.rope_base))
+    if a.rope_linear is not None:
+        meta.append(kv(arch + ".rope.scaling.type", T_STR, "linear"))
+        meta.append(kv(arch + ".rope.scaling.factor", T_F32, a.rope_linear))
     if not a.no_tokenizer:
         pieces, scores, types = vocab_pieces(a.vocab)
         meta += [kv("tokenizer.ggml.model", T_STR, "llama"),
@@ -209,6 +216,8 @@ def main():
     ap.add_argument("--tied", action="store_true", help="no output.weight: the embedding is the output head")
     ap.add_argument("--arch", choices=["llama", "qwen2"], default="llama")
     ap.add_argument("--rope-base", type=float, default=None, help="default: key absent (llama), 1e6 (qwen2)")
+    ap.add_argument("--rope-freqs", action="store_true", help="add rope_freqs.weight (frequency divisors)")
+    ap.add_argument("--rope-linear", type=float, default=None, help="linear RoPE scaling factor")
     ap.add_argument("--eps", type=float, default=1e-5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n-tokens", type=int, default=64)
@@ -254,7 +263,8 @@ def main():
     hp = {"dim": a.dim, "n_layers": a.layers, "n_heads": a.heads, "n_kv_heads": a.kv_heads,
           "head_dim": hd, "eps": float(np.float32(a.eps)),
           "rope_base": float(np.float32(a.rope_base)) if a.rope_base is not None else 10000.0,
-          "n_rot": hd, "neox": a.arch == "qwen2"}
+          "n_rot": hd, "neox": a.arch == "qwen2",
+          "rope_scale": 1.0 / float(np.float32(a.rope_linear)) if a.rope_linear else 1.0}
     tokens = rng.integers(0, a.vocab, a.n_tokens)
     tokens[0] = 1
     with open(a.out + ".tokens.txt", "w") as f:
