@@ -315,6 +315,51 @@ static void test_files(void) {
     CHECK(st[OWL_Q4_K].tensors > 0 && st[OWL_Q6_K].tensors > 0 && st[OWL_Q8_0].tensors > 0);
 }
 
+/* ---- activation quantizers: SIMD bytes equal the reference's ---- */
+
+static void test_activation_quant(uint64_t *rng) {
+    const owl_dtype ts[2] = {OWL_Q8_0, OWL_Q8_K};
+    const int64_t n = 7 * 256;
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (int k = 0; k < 2; k++) {
+        owl_dtype t = ts[k];
+        const int block = info(t)->block;
+        size_t bytes = row_bytes(t, n);
+        uint8_t *ref = malloc(bytes), *fast = malloc(bytes);
+        for (int pass = 0; pass < 3; pass++) {
+            for (int64_t i = 0; i < n; i++) x[i] = (pass == 1 ? 1e-6f : 4.0f) * test_rand_f32(rng);
+            if (pass == 2) {
+                /* scale 1 blocks (max 127) full of ties and near-ties of the rounding */
+                for (int64_t i = 0; i < n; i++) {
+                    int r = (int)(test_rand_u64(rng) % 253) - 126;
+                    static const float frac[] = {0.5f, -0.5f, 0.49999997f, -0.49999997f, 0.50000006f, 0.0f};
+                    x[i] = (float)r + frac[test_rand_u64(rng) % 6];
+                    if (x[i] > 127.0f) x[i] = 127.0f;
+                    if (x[i] < -127.0f) x[i] = -127.0f;
+                }
+                for (int64_t b = 0; b < n / block; b++) x[b * block] = 127.0f;
+            }
+            owl_cpu_force_scalar(true);
+            CHECK(owl_quant_quantize_row(t, x, ref, n) == OWL_OK);
+            owl_cpu_force_scalar(false);
+            CHECK(owl_quant_quantize_row(t, x, fast, n) == OWL_OK);
+            CHECKF(memcmp(ref, fast, bytes) == 0, "%s pass %d: SIMD quantizer bytes differ from the reference", owl_dtype_name(t), pass);
+            if (pass == 2) { /* with d = 1 the levels are roundf(x) exactly */
+                bool exact = true;
+                for (int64_t i = 0; i < n; i++) {
+                    const int8_t *qs = t == OWL_Q8_0 ? ((const blk_q8_0 *)ref)[i / 32].qs + i % 32
+                                                     : ((const blk_q8_k *)ref)[i / 256].qs + i % 256;
+                    exact = exact && *qs == (int)roundf(x[i]);
+                }
+                CHECKF(exact, "%s: levels of a scale-1 block are not roundf(x)", owl_dtype_name(t));
+            }
+        }
+        free(ref);
+        free(fast);
+    }
+    free(x);
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_input(void) {
@@ -337,6 +382,7 @@ int main(void) {
     for (int i = 0; i < NTYPES; i++) CHECKF(owl_quant_supported(ALL[i]), "%s", owl_dtype_name(ALL[i]));
     for (int i = 0; i < NTYPES; i++) test_roundtrip(ALL[i], &rng);
     for (int i = 0; i < NTYPES; i++) test_dot(ALL[i], &rng);
+    test_activation_quant(&rng);
     test_bad_input();
     test_files();
     return test_finish("test_quant");
