@@ -280,6 +280,14 @@ static owl_status spm_normalize(const owl_tokenizer *tok, const char *text, size
             buf[n++] = text[i];
         }
     }
+    /* sentencepiece strips trailing spaces after escaping them, so a '▁'
+     * written in the text goes too (and the prefix, if nothing else is left) */
+    if (tok->remove_extra_spaces)
+        while (n >= 3 && memcmp(buf + n - 3, SPACE_MARK, 3) == 0) n -= 3;
+    if (n == 0) {
+        free(buf);
+        return OWL_OK;
+    }
     *out = buf;
     *out_len = n;
     return OWL_OK;

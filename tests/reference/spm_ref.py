@@ -5,7 +5,13 @@ accents, CJK, emoji and mixtures, plus slices of a text file if given.
 
 usage: spm_ref.py MODEL OUT [N] [SEED] [TEXTFILE]
 OUT gets one line per case: the UTF-8 text in hex, a tab, the ids separated
-by spaces (no BOS)."""
+by spaces (no BOS).
+
+usage: spm_ref.py train TEXTFILE PREFIX VARIANT
+trains a small BPE model PREFIX.model on the first 200 kB of TEXTFILE with
+sentencepiece's trainer (identity normalization). VARIANT "unk": no byte
+fallback, user-defined and control symbols, extra whitespace removed;
+VARIANT "bytes": byte fallback, no dummy prefix, whitespace kept."""
 import random
 import sys
 
@@ -26,7 +32,8 @@ ALPHABETS = [
     "ﬁ①Ⅷ㎏ｶﾞ",
 ]
 WORDS = ["the", "Hello", "world", " of", "tokenizer", "<s>", "</s>", "<unk>", "<0x41>", "▁", "  ", "\n\n",
-         "don't", "1234567", "3.14159", "http://example.com/a?b=c", "llama.cpp", "🦙"]
+         "don't", "1234567", "3.14159", "http://example.com/a?b=c", "llama.cpp", "🦙", "owl", "<tool>", "[SEP]",
+         "<ctl>", "   "]
 
 
 def gen(rng, n):
@@ -48,7 +55,24 @@ def gen(rng, n):
     return cases
 
 
+def train(textfile, prefix, variant):
+    with open(textfile, encoding="utf-8") as f:
+        text = f.read(200000)
+    opts = dict(model_prefix=prefix, model_type="bpe", normalization_rule_name="identity", minloglevel=2,
+                num_threads=1, sentence_iterator=iter(text.splitlines()))
+    if variant == "unk":
+        opts.update(vocab_size=600, character_coverage=0.98, byte_fallback=False,
+                    user_defined_symbols=["<tool>", "owl", "[SEP]"], control_symbols=["<ctl>"])
+    else:
+        opts.update(vocab_size=800, character_coverage=0.995, byte_fallback=True, add_dummy_prefix=False,
+                    remove_extra_whitespaces=False, allow_whitespace_only_pieces=True)
+    spm.SentencePieceTrainer.train(**opts)
+
+
 def main():
+    if sys.argv[1] == "train":
+        train(sys.argv[2], sys.argv[3], sys.argv[4])
+        return
     model, out = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 300
     seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1234
