@@ -157,8 +157,7 @@ static bool exec_for(jstate *st, jscope *sc, const jnode *n, int *ctl) {
     if (!lp) return fail_at(n);
     lp->length = (int64_t)items->n;
     lp->items = items;
-    jval *outer = scope_find(sc, "loop");
-    lp->depth0 = outer && outer->t == JV_LOOP ? outer->u.loop->depth0 + 1 : 0;
+    lp->depth0 = 0; /* depth counts recursive loops only, which are not supported */
     jval lv = {.t = JV_LOOP};
     lv.u.loop = lp;
     for (size_t i = 0; i < items->n; i++) {
