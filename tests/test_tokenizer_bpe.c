@@ -5,6 +5,7 @@
 #include "testutil.h"
 #include "tokenizer/bpe.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,12 +243,6 @@ static void test_mistral(void) {
 }
 
 static void test_gemma3(void) {
-#if defined(__SANITIZE_ADDRESS__)
-    if (!getenv("OWL_TEST_FULL")) {
-        printf("SKIPPED: gemma3 (33 MB tokenizer.json) under AddressSanitizer; set OWL_TEST_FULL=1 to run it\n");
-        return;
-    }
-#endif
     owl_tokenizer *tok = load_json("tokenizers/gemma3/tokenizer.json", NULL);
     if (!tok) return;
     CHECK(tok->vocab.n == 262145);
@@ -269,6 +264,92 @@ static void test_deepseek(void) {
     const char *u = "<\xef\xbd\x9c" "User\xef\xbd\x9c>hi";
     CHECK(ids_contain(encode(tok, u, strlen(u), false), piece_id(tok, "<\xef\xbd\x9cUser\xef\xbd\x9c>")));
     owl_bpe_tokenizer_destroy(tok);
+}
+
+/* GGUF-style metadata (tokenizer.ggml.*) made from a tokenizer.json the way
+ * a converter writes it: tokens by id, merges as "a b", added tokens as
+ * CONTROL, and the pre-tokenizer's name. */
+static void test_from_meta(const char *rel, const char *pre, const char *vectors_base, int32_t bos) {
+    json_error_t err;
+    json_t *root = json_load_file(testdata_path(rel), 0, &err);
+    CHECKF(root != NULL, "%s: %s", rel, err.text);
+    if (!root) return;
+    json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
+    json_t *merges = json_object_get(json_object_get(root, "model"), "merges");
+    json_t *added = json_object_get(root, "added_tokens");
+    size_t n = json_object_size(vocab) + json_array_size(added);
+    owl_str *toks = calloc(n, sizeof *toks);
+    int32_t *types = calloc(n, sizeof *types);
+    const char *key;
+    json_t *val;
+    json_object_foreach(vocab, key, val) {
+        json_int_t id = json_integer_value(val);
+        toks[id] = (owl_str){key, strlen(key)};
+        types[id] = OWL_TOKTYPE_NORMAL;
+    }
+    size_t i;
+    json_array_foreach(added, i, val) {
+        json_int_t id = json_integer_value(json_object_get(val, "id"));
+        toks[id] = (owl_str){json_string_value(json_object_get(val, "content")), json_string_length(json_object_get(val, "content"))};
+        types[id] = OWL_TOKTYPE_CONTROL;
+    }
+    size_t nm = json_array_size(merges);
+    owl_str *ms = calloc(nm, sizeof *ms);
+    char **own = calloc(nm, sizeof *own);
+    json_array_foreach(merges, i, val) {
+        if (json_is_string(val)) {
+            ms[i] = (owl_str){json_string_value(val), json_string_length(val)};
+        } else {
+            const char *a = json_string_value(json_array_get(val, 0)), *b = json_string_value(json_array_get(val, 1));
+            size_t la = strlen(a), lb = strlen(b);
+            own[i] = malloc(la + lb + 2);
+            memcpy(own[i], a, la);
+            own[i][la] = ' ';
+            memcpy(own[i] + la + 1, b, lb + 1);
+            ms[i] = (owl_str){own[i], la + lb + 1};
+        }
+    }
+    owl_meta meta = {0};
+    CHECK(owl_meta_set_str(&meta, "tokenizer.ggml.model", "gpt2", 4) == OWL_OK);
+    CHECK(owl_meta_set_str(&meta, "tokenizer.ggml.pre", pre, strlen(pre)) == OWL_OK);
+    CHECK(owl_meta_set_str_arr(&meta, "tokenizer.ggml.tokens", toks, n) == OWL_OK);
+    CHECK(owl_meta_set_arr(&meta, "tokenizer.ggml.token_type", OWL_META_I32, types, n) == OWL_OK);
+    CHECK(owl_meta_set_str_arr(&meta, "tokenizer.ggml.merges", ms, nm) == OWL_OK);
+    if (bos >= 0) CHECK(owl_meta_set_u32(&meta, "tokenizer.ggml.bos_token_id", (uint32_t)bos) == OWL_OK);
+    CHECK(owl_meta_set_bool(&meta, "tokenizer.ggml.add_bos_token", true) == OWL_OK);
+    owl_tokenizer *tok = owl_calloc(1, sizeof *tok);
+    tok->kind = OWL_TOK_BPE;
+    owl_status st = owl_bpe_from_meta(&meta, tok);
+    CHECKF(st == OWL_OK, "from_meta %s: %s", rel, owl_last_error());
+    if (st == OWL_OK) {
+        CHECK(tok->bos == bos && tok->add_bos);
+        check_vectors(tok, vectors_base, true);
+        owl_str last = toks[n - 1]; /* an added token: CONTROL, found only with parse_special */
+        CHECK(ids_contain(encode(tok, last.ptr, last.len, true), (int32_t)n - 1));
+        CHECK(!ids_contain(encode(tok, last.ptr, last.len, false), (int32_t)n - 1));
+    }
+    /* bad metadata: a merge that names an unknown token, a bos id past the end */
+    owl_str bad = {"\xc4\xa0 zzzz_not_a_token", 20};
+    owl_meta m2 = {0};
+    owl_meta_set_str_arr(&m2, "tokenizer.ggml.tokens", toks, n);
+    owl_meta_set_str_arr(&m2, "tokenizer.ggml.merges", &bad, 1);
+    owl_tokenizer *t2 = owl_calloc(1, sizeof *t2);
+    CHECK(owl_bpe_from_meta(&m2, t2) == OWL_ERR_FORMAT && strstr(owl_last_error(), "tokenizer.ggml.merges[0]"));
+    owl_bpe_tokenizer_destroy(t2);
+    owl_meta_set_str_arr(&m2, "tokenizer.ggml.merges", ms, 1);
+    owl_meta_set_u32(&m2, "tokenizer.ggml.bos_token_id", (uint32_t)n + 5);
+    t2 = owl_calloc(1, sizeof *t2);
+    CHECK(owl_bpe_from_meta(&m2, t2) == OWL_ERR_FORMAT && strstr(owl_last_error(), "bos_token_id"));
+    owl_bpe_tokenizer_destroy(t2);
+    owl_meta_free(&m2);
+    owl_meta_free(&meta);
+    owl_bpe_tokenizer_destroy(tok);
+    for (i = 0; i < nm; i++) free(own[i]);
+    free(own);
+    free(ms);
+    free(toks);
+    free(types);
+    json_decref(root);
 }
 
 static void test_gpt2(void) {
@@ -401,6 +482,8 @@ int main(void) {
     test_mistral();
     test_deepseek();
     test_gpt2();
+    test_from_meta("tokenizers/llama3/tokenizer.json", "llama-bpe", "ggml-vocab-llama-bpe.gguf", 128000);
+    test_from_meta("tokenizers/qwen3/tokenizer.json", "qwen2", "ggml-vocab-qwen2.gguf", -1);
     test_gemma3();
     test_bad_input();
     return test_finish("test_tokenizer_bpe");

@@ -166,12 +166,13 @@ owl_status owl_bpe_set_merges(owl_tokenizer *tok, size_t n, const owl_str *left,
 
 owl_status owl_bpe_finish(owl_tokenizer *tok, const char *what) {
     struct owl_bpe *b = tok->bpe;
+    int missing = 0;
     for (int i = 0; i < 256; i++) {
         char s[8];
         size_t l = owl_utf8_put(owl_bpe_byte_char((uint8_t)i), s);
         b->byte_ids[i] = owl_vocab_find(&tok->vocab, s, l);
-        if (b->byte_level && b->byte_ids[i] < 0 && tok->unk < 0)
-            return owl_errorf(OWL_ERR_FORMAT, "%s: byte-level vocabulary lacks the piece of byte 0x%02X", what, i);
+        if (b->byte_level && b->byte_ids[i] < 0 && !missing++)
+            owl_log(OWL_LOG_WARN, "%s: byte-level vocabulary lacks the piece of byte 0x%02X (encoded as unknown)", what, i);
         char hex[8];
         snprintf(hex, sizeof hex, "<0x%02X>", i);
         b->fallback_ids[i] = owl_vocab_find(&tok->vocab, hex, 6);
@@ -197,7 +198,7 @@ owl_status owl_bpe_index_added(owl_tokenizer *tok) {
     for (int i = 0; i < b->n_added; i++)
         if (b->added[i].len > 0 && b->added[i].len <= 255) b->added[k++] = b->added[i];
     b->n_added = k;
-    qsort(b->added, (size_t)k, sizeof *b->added, cmp_added_len);
+    if (k) qsort(b->added, (size_t)k, sizeof *b->added, cmp_added_len);
     uint32_t size = 16;
     while (size < (uint32_t)k * 2) size <<= 1;
     b->added_slots = owl_arena_alloc(&b->arena, sizeof(uint32_t) * size);

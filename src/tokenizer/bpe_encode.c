@@ -98,8 +98,9 @@ static bool merge_lookup(const struct owl_bpe *b, int32_t l, int32_t r, uint32_t
 }
 
 static owl_status push_pair(const struct owl_bpe *b, scratch *sc, int32_t i) {
+    if (i < 0 || !b->mkey) return OWL_OK;
     int32_t j = sc->next[i];
-    if (i < 0 || j < 0 || !b->mkey) return OWL_OK;
+    if (j < 0) return OWL_OK;
     uint32_t rank;
     int32_t res;
     if (!merge_lookup(b, sc->id[i], sc->id[j], &rank, &res)) return OWL_OK;

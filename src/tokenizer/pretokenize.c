@@ -249,7 +249,8 @@ owl_status owl_pretokenize(const struct owl_bpe *b, const char *s, size_t n, boo
                 }
             } else if (step->kind == OWL_PRE_METASPACE) {
                 bool pre = step->prepend == OWL_PREPEND_ALWAYS || (step->prepend == OWL_PREPEND_FIRST && at_start && i == 0);
-                if (pre && pl >= step->lit_len && memcmp(p, step->lit, step->lit_len) == 0) pre = false;
+                if (pre && (p[0] == ' ' || (pl >= step->lit_len && memcmp(p, step->lit, step->lit_len) == 0)))
+                    pre = false; /* it starts with the replacement already (after ' ' -> replacement) */
                 st = owl_pieces_add(&tmp, pre ? step->lit : "", pre ? step->lit_len : 0);
                 for (size_t j = 0; st == OWL_OK && j < pl; j++)
                     st = p[j] == ' ' ? owl_pieces_append(&tmp, step->lit, step->lit_len) : owl_pieces_append(&tmp, p + j, 1);

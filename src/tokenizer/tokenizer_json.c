@@ -254,8 +254,11 @@ static owl_status load_model(const char *name, const json_t *root, owl_tokenizer
     size_t key_len;
     json_t *val;
     json_object_keylen_foreach((json_t *)vocab, key, key_len, val) {
-        snprintf(f, sizeof f, "model.vocab['%.40s']", key);
-        if ((st = check_id(name, f, val, n_vocab + n_added, &ents[k].id))) goto done;
+        if ((st = check_id(name, "model.vocab", val, n_vocab + n_added, &ents[k].id))) { /* again, naming the key */
+            snprintf(f, sizeof f, "model.vocab['%.40s']", key);
+            st = check_id(name, f, val, n_vocab + n_added, &ents[k].id);
+            goto done;
+        }
         ents[k].s = key;
         ents[k].len = key_len;
         k++;
@@ -304,12 +307,12 @@ static owl_status load_model(const char *name, const json_t *root, owl_tokenizer
     /* merges */
     for (size_t i = 0; i < n_merges; i++) {
         const json_t *m = json_array_get(merges, i);
-        snprintf(f, sizeof f, "model.merges[%zu]", i);
         if (json_is_string(m)) {
             const char *ms = json_string_value(m);
             size_t ml_ = json_string_length(m);
             const char *sp = memchr(ms, ' ', ml_);
             if (!sp || memchr(sp + 1, ' ', ml_ - (size_t)(sp + 1 - ms))) {
+                snprintf(f, sizeof f, "model.merges[%zu]", i);
                 st = owl_errorf(OWL_ERR_FORMAT, "%s: %s: '%.60s' is not two tokens separated by one space", name, f, ms);
                 goto done;
             }
@@ -321,6 +324,7 @@ static owl_status load_model(const char *name, const json_t *root, owl_tokenizer
             ml[i] = (owl_str){json_string_value(a), json_string_length(a)};
             mr[i] = (owl_str){json_string_value(c), json_string_length(c)};
         } else {
+            snprintf(f, sizeof f, "model.merges[%zu]", i);
             st = owl_tj_wrong(name, f, "a string \"a b\" or a pair [\"a\", \"b\"]", m);
             goto done;
         }
