@@ -304,7 +304,7 @@ static owl_status lex_tag(lexer *L, size_t p, bool block, size_t open, size_t *e
             t->op = (uint8_t)ops[i].op;
             if (t->op == OP_LPAREN || t->op == OP_LBRACKET || t->op == OP_LBRACE) depth++;
             if (t->op == OP_RPAREN || t->op == OP_RBRACKET || t->op == OP_RBRACE) {
-                if (depth == 0) return lex_error(L, p, "unexpected '", ops[i].s);
+                if (depth == 0) return lex_error(L, p, "unexpected closing bracket ", ops[i].s);
                 depth--;
             }
             p += strlen(ops[i].s);
