@@ -6,6 +6,7 @@
  * second time with OWL_CPU=avx2 so that the AVX2 dispatch is covered too. */
 #include "owl.h"
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 #include "tensor/tensor.h"
 #include "testutil.h"
 
@@ -209,6 +210,9 @@ static void check_matmul(owl_dtype t, int64_t rows, int64_t cols, int n_tok, int
     for (int64_t i = 0; i < (int64_t)n_tok * rows; i++) y[i] = -12345.0f;
     owl_mat m = {.dtype = t, .rows = rows, .cols = cols, .row_bytes = row_bytes, .data = w};
     owl_matmul_rows(&m, x, y, n_tok, r0, r1);
+    /* Float sums: 1e-5 of sum |w x|. The AMX path keeps 16 bits of each
+     * operand (split bf16): 2^-15 of sum |w x| at worst. */
+    double tol = n_tok >= 8 && owl_gemm_amx_usable(t) ? 3.1e-5 : 1e-5;
     int bad = 0, untouched_bad = 0;
     double worst = 0;
     for (int tk = 0; tk < n_tok; tk++) {
@@ -226,7 +230,7 @@ static void check_matmul(owl_dtype t, int64_t rows, int64_t cols, int n_tok, int
                 mag += fabs(p);
             }
             double err = fabs(got - ref) / (mag + 1e-30);
-            if (!(err <= 1e-5)) bad++;
+            if (!(err <= tol)) bad++;
             if (err > worst || isnan(err)) worst = err;
         }
     }
@@ -260,11 +264,55 @@ static void test_matmul(const char *what) {
     CHECK(isnan(yi[0]) && isnan(yi[1]));
 }
 
+
+/* Quantized weights: every X row is quantized once to the dot partner and
+ * each output is owl_quant_dot of the row with it (checked exactly), and
+ * close to the float product of the dequantized weights. */
+static void test_matmul_quant(void) {
+    const owl_dtype qt[] = {OWL_Q8_0, OWL_Q4_0, OWL_Q4_K, OWL_Q6_K};
+    for (size_t k = 0; k < sizeof qt / sizeof qt[0]; k++) {
+        owl_dtype t = qt[k];
+        if (!owl_quant_supported(t)) continue;
+        const int64_t rows = 37, cols = 512;
+        const int n_tok = 5;
+        uint64_t rb = 0, xb = 0;
+        owl_dtype dt = owl_quant_dot_type(t);
+        CHECK(owl_dtype_bytes(t, cols, &rb) && owl_dtype_bytes(dt, cols, &xb));
+        char *w = malloc(rb * rows), *xq = malloc(xb);
+        float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * n_tok * cols);
+        float *y = malloc(sizeof(float) * n_tok * rows);
+        fill(OWL_F32, wf, rows * cols, 1.0f);
+        fill(OWL_F32, x, n_tok * cols, 1.0f);
+        for (int64_t r = 0; r < rows; r++) CHECK(owl_from_f32(t, wf + r * cols, w + r * rb, cols) == OWL_OK);
+        CHECK(owl_to_f32(t, w, wf, rows * cols) == OWL_OK);
+        owl_mat m = {.dtype = t, .rows = rows, .cols = cols, .row_bytes = rb, .data = w};
+        owl_matmul(&m, x, y, n_tok);
+        int exact_bad = 0, close_bad = 0;
+        for (int tk = 0; tk < n_tok; tk++) {
+            CHECK(owl_quant_quantize_row(dt, x + tk * cols, xq, cols) == OWL_OK);
+            for (int64_t r = 0; r < rows; r++) {
+                float want = owl_quant_dot(t, w + r * rb, xq, cols);
+                if (y[tk * rows + r] != want) exact_bad++;
+                double ref = 0, mag = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    ref += (double)wf[r * cols + c] * x[tk * cols + c];
+                    mag += fabs((double)wf[r * cols + c] * x[tk * cols + c]);
+                }
+                if (!(fabs(y[tk * rows + r] - ref) <= 2e-2 * mag)) close_bad++;
+            }
+        }
+        CHECKF(exact_bad == 0 && close_bad == 0, "%s: %d outputs differ from owl_quant_dot, %d far from float",
+               owl_dtype_name(t), exact_bad, close_bad);
+        free(w), free(xq), free(wf), free(x), free(y);
+    }
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_conversions();
     test_dots();
     test_matmul("widest");
+    test_matmul_quant();
     owl_set_threads(3);
     test_matmul("3 threads");
     owl_set_threads(1);

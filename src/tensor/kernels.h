@@ -48,4 +48,17 @@ void owl_dot4_avx512(owl_dtype t, const void *a, size_t stride, const float *b, 
 void owl_gemm_micro_avx512(const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc);
 void owl_gemm_micro_avx2(const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc);
 
+/* Per-thread scratch memory that only grows (no allocation on the hot
+ * path) and is freed when the thread exits: slot < OWL_SCRATCH_SLOTS,
+ * 64-byte aligned, contents undefined. NULL if out of memory. */
+enum { OWL_SCRATCH_XPACK, OWL_SCRATCH_QUANT, OWL_SCRATCH_AMX_X, OWL_SCRATCH_AMX_W, OWL_SCRATCH_AMX_C, OWL_SCRATCH_SLOTS };
+void *owl_kernel_scratch(int slot, size_t n);
+
+/* AMX (tdpbf16ps) matrix-matrix product with split-bf16 operands (see
+ * gemm_amx.c): usable for weights of type t on this CPU now? */
+bool owl_gemm_amx_usable(owl_dtype t);
+/* Y rows [r0, r1) x n_tok tokens; false (nothing written) if scratch memory
+ * could not be had. */
+bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1);
+
 #endif

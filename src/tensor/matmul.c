@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@
 #define KC 256          /* columns per packed weight panel (32 x 256 floats = 32 KiB) */
 #define TOK_CHUNK 240   /* tokens packed at once (a multiple of NR) */
 #define MIN_PAR_WORK (1 << 16) /* multiply-adds below which one thread is faster */
+#define AMX_MIN_TOK 8 /* tokens from which AMX beats the float kernel */
 
 static bool plain_float(owl_dtype t) { return t == OWL_F32 || t == OWL_F16 || t == OWL_BF16; }
 
@@ -34,25 +36,44 @@ bool owl_matmul_supported(owl_dtype t) {
     return d && d->quantized && owl_quant_supported(t);
 }
 
-/* Scratch that belongs to the calling thread and only grows, so that the
- * hot path does not allocate. */
-typedef struct scratch {
-    void *p;
-    size_t cap;
-} scratch;
+/* Scratch that belongs to one thread and only grows, so that the hot path
+ * does not allocate; a thread-specific key frees it when the thread ends. */
+typedef struct scratch_set {
+    void *p[OWL_SCRATCH_SLOTS];
+    size_t cap[OWL_SCRATCH_SLOTS];
+} scratch_set;
 
-static void *scratch_get(scratch *s, size_t n) {
-    if (n > s->cap) {
-        free(s->p);
-        s->cap = 0;
-        s->p = owl_alloc_aligned(n);
-        if (!s->p) return NULL;
-        s->cap = n;
-    }
-    return s->p;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    scratch_set *s = p;
+    for (int i = 0; i < OWL_SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
 }
 
-static _Thread_local scratch xpack_scratch, quant_scratch;
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+void *owl_kernel_scratch(int slot, size_t n) {
+    pthread_once(&scratch_once, scratch_init);
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = owl_calloc(1, sizeof *s);
+        if (!s) return NULL;
+        if (pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (n > s->cap[slot]) {
+        free(s->p[slot]);
+        s->cap[slot] = 0;
+        s->p[slot] = owl_alloc_aligned(n);
+        if (!s->p[slot]) return NULL;
+        s->cap[slot] = n;
+    }
+    return s->p[slot];
+}
 
 static int threads_for(int64_t rows, int64_t work) {
     int nt = owl_threads();
@@ -179,7 +200,7 @@ static bool gemm(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t 
     int per_chunk = (n_tok + n_chunks - 1) / n_chunks;
     per_chunk = (per_chunk + NR - 1) / NR * NR;
     int max_blocks = per_chunk / NR;
-    float *xp = scratch_get(&xpack_scratch, sizeof(float) * (size_t)max_blocks * NR * (size_t)cols);
+    float *xp = owl_kernel_scratch(OWL_SCRATCH_XPACK, sizeof(float) * (size_t)max_blocks * NR * (size_t)cols);
     if (!xp) return false;
     int64_t panels = (R + MR - 1) / MR;
     int nt = threads_for(panels, R * cols * n_tok);
@@ -222,7 +243,7 @@ static void matmul_quant(const owl_mat *W, const float *X, float *Y, int n_tok, 
     uint64_t qbytes = 0;
     void *q = NULL;
     if (owl_dtype_bytes(dt, (uint64_t)W->cols, &qbytes) && qbytes > 0)
-        q = scratch_get(&quant_scratch, (size_t)qbytes * (size_t)n_tok);
+        q = owl_kernel_scratch(OWL_SCRATCH_QUANT, (size_t)qbytes * (size_t)n_tok);
     bool ok = q != NULL;
     if (ok) {
         for (int t = 0; t < n_tok && ok; t++)
@@ -260,6 +281,7 @@ void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int6
         return;
     }
     owl_kernel_isa isa = owl_kernel_level();
+    if (n_tok >= AMX_MIN_TOK && owl_gemm_amx_usable(W->dtype) && owl_gemm_amx(W, X, Y, n_tok, r0, r1)) return;
     if (n_tok == 1 || isa == OWL_ISA_SCALAR || !gemm(W, X, Y, n_tok, r0, r1, isa)) gemv(W, X, Y, n_tok, r0, r1, isa);
 }
 
