@@ -173,6 +173,39 @@ static char *file_text(const char *rel) {
     return slurp(testdata_path(rel), &n);
 }
 
+/* The public API over a BPE tokenizer: BOS per the tokenizer's rule,
+ * streaming decode that only emits whole characters, whole decode. */
+static void check_public(const owl_tokenizer *tok, bool expect_bos) {
+    const char *text = "Owls 🦉 see at night: 夜に見る, ça va? 12345";
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK(owl_tokenize(tok, text, strlen(text), true, false, &ids, &n) == OWL_OK);
+    if (!ids) return;
+    size_t first = expect_bos ? 1 : 0;
+    CHECK(n > first && (expect_bos ? ids[0] == owl_token_bos(tok) : ids[0] != owl_token_bos(tok)));
+    owl_detok *d = NULL;
+    CHECK(owl_detok_new(tok, &d) == OWL_OK);
+    char out[512];
+    size_t ol = 0;
+    bool whole = true;
+    for (size_t i = first; d && i <= n; i++) {
+        size_t m = 0;
+        const char *p = i < n ? owl_detok_push(d, ids[i], &m) : owl_detok_flush(d, &m);
+        if (!p || ol + m >= sizeof out) break;
+        if (m && ((unsigned char)p[0] & 0xC0) == 0x80) whole = false; /* a piece starting mid-character */
+        memcpy(out + ol, p, m);
+        ol += m;
+    }
+    out[ol] = 0;
+    CHECKF(ol == strlen(text) && memcmp(out, text, ol) == 0, "stream decode gave '%s'", out);
+    CHECK(whole);
+    owl_detok_free(d);
+    char *all = NULL;
+    CHECK(owl_detokenize(tok, ids + first, n - first, &all) == OWL_OK && all && strcmp(all, text) == 0);
+    free(all);
+    free(ids);
+}
+
 static void test_llama3(void) {
     double ms;
     owl_tokenizer *tok = load_json("tokenizers/llama3/tokenizer.json", &ms);
@@ -183,6 +216,7 @@ static void test_llama3(void) {
     CHECK(tok->bos == 128000);
     CHECK(tok->eos == 128001);
     CHECK(!tok->add_bos); /* ByteLevel post-processor, no add_bos_token in the config */
+    check_public(tok, false);
     const char *text = "<|begin_of_text|>Hi<|eot_id|>";
     int32_t want[] = {128000, 13347, 128009};
     CHECK(ids_eq(encode(tok, text, strlen(text), true), want, 3));
@@ -198,7 +232,7 @@ static void test_llama3(void) {
     CHECK(owl_bpe_token_bytes(tok, 128000, buf, 4, &l) == OWL_ERR_RANGE && l == 17);
     CHECK(owl_bpe_token_bytes(tok, 128256, buf, sizeof buf, &l) == OWL_ERR_ARG);
     CHECK(owl_bpe_token_bytes(tok, -1, buf, sizeof buf, &l) == OWL_ERR_ARG);
-    owl_bpe_tokenizer_destroy(tok);
+    owl_tokenizer_free(tok);
 }
 
 static void test_qwen3(void) {
@@ -208,6 +242,7 @@ static void test_qwen3(void) {
     check_vectors(tok, "ggml-vocab-qwen2.gguf", true);
     check_roundtrips(tok, "qwen3");
     CHECK(tok->bos == -1 && !tok->add_bos);
+    check_public(tok, false);
     CHECK(tok->eos == piece_id(tok, "<|im_end|>") && tok->eos == 151645);
     CHECK(tok->pad == 151643);
     /* </think> is a non-special added token: split out even without parse_special */
@@ -225,6 +260,7 @@ static void test_mistral(void) {
     CHECK(tok->vocab.n == 32000);
     CHECK(piece_id(tok, "\xe2\x96\x81") == 28705);
     CHECK(tok->bos == 1 && tok->add_bos && tok->eos == 2 && !tok->add_eos && tok->unk == 0);
+    check_public(tok, true);
     CHECK(tok->byte_tokens[0] == 3 && tok->byte_tokens[255] == 258);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "mistral");
@@ -247,6 +283,7 @@ static void test_gemma3(void) {
     if (!tok) return;
     CHECK(tok->vocab.n == 262145);
     CHECK(tok->bos == 2 && tok->add_bos && tok->eos == piece_id(tok, "<end_of_turn>"));
+    check_public(tok, true);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "gemma3");
     CHECK(ids_contain(encode(tok, "<start_of_turn>user", 19, true), piece_id(tok, "<start_of_turn>")));
@@ -259,6 +296,7 @@ static void test_deepseek(void) {
     owl_tokenizer *tok = load_json("tokenizers/deepseek_v3/tokenizer.json", NULL);
     if (!tok) return;
     CHECK(tok->bos == 0 && tok->add_bos && tok->eos == 1);
+    check_public(tok, true);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "deepseek_v3");
     const char *u = "<\xef\xbd\x9c" "User\xef\xbd\x9c>hi";
