@@ -64,7 +64,7 @@ jval jv_none(void);
 jval jv_bool(bool b);
 jval jv_int(int64_t i);
 jval jv_float(double f);
-jstr *jstr_new(jmem *m, const char *s, size_t len);
+jstr *jstr_new(jmem *m, const char *s, size_t len); /* s NULL: zeroed */
 jval jv_str(jmem *m, const char *s, size_t len); /* t = JV_UNDEF on allocation failure */
 jval jv_cstr(jmem *m, const char *s);
 jlist *jlist_new(jmem *m, size_t cap);

@@ -328,7 +328,7 @@ static bool repeat(jstate *st, const jnode *at, jval seq, int64_t times, jval *o
         uint64_t total;
         if (!owl_mul_ok(seq.u.s->len, (uint64_t)times, &total) || total > OWL_TEMPLATE_MAX_OUTPUT)
             return jerr(at, "string repetition result over %u bytes", OWL_TEMPLATE_MAX_OUTPUT);
-        jstr *r = jstr_new(st->mem, "", (size_t)total);
+        jstr *r = jstr_new(st->mem, NULL, (size_t)total);
         if (!r) return fail_at(at);
         for (int64_t i = 0; i < times; i++) memcpy(r->s + (size_t)i * seq.u.s->len, seq.u.s->s, seq.u.s->len);
         out->t = JV_STR;
@@ -404,7 +404,7 @@ static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out
         }
     }
     if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
-        jstr *r = jstr_new(st->mem, "", a.u.s->len + b.u.s->len);
+        jstr *r = jstr_new(st->mem, NULL, a.u.s->len + b.u.s->len);
         if (!r) return fail_at(at);
         memcpy(r->s, a.u.s->s, a.u.s->len);
         memcpy(r->s + a.u.s->len, b.u.s->s, b.u.s->len);

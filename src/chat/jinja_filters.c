@@ -100,7 +100,7 @@ static bool sorted(jstate *st, const jnode *at, jlist *src, jval *keys, bool rev
     jlist *l = jlist_new(st->mem, n);
     jval *ti = jmem_alloc(st->mem, (n + 1) * sizeof *ti), *tk = jmem_alloc(st->mem, (n + 1) * sizeof *tk);
     if (!l || !ti || !tk) return false;
-    memcpy(l->v, src->v, n * sizeof *l->v);
+    if (n) memcpy(l->v, src->v, n * sizeof *l->v);
     l->n = n;
     if (!merge_sort(at, l->v, keys, n, reverse, ti, tk)) return false;
     *out = l;
@@ -149,7 +149,7 @@ static bool do_indent(jstate *st, const jnode *at, jval v, const jargs *a, jval 
     if (!jv_to_str(st->mem, v, &s)) return false;
     if (x[0].t == JV_STR) ind = x[0].u.s;
     else if (x[0].t == JV_INT && x[0].u.i >= 0 && x[0].u.i <= 1000) {
-        ind = jstr_new(st->mem, "", (size_t)x[0].u.i);
+        ind = jstr_new(st->mem, NULL, (size_t)x[0].u.i);
         if (!ind) return false;
         memset(ind->s, ' ', ind->len);
     } else return jerr(at, "indent: width must be a string or a small non-negative integer");
@@ -518,7 +518,7 @@ bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const j
         if (!jinja_iter(st, at, v, &items)) return false;
         jlist *l = jlist_new(st->mem, items->n);
         if (!l) return false;
-        memcpy(l->v, items->v, items->n * sizeof *l->v);
+        if (items->n) memcpy(l->v, items->v, items->n * sizeof *l->v);
         l->n = items->n;
         *out = jv_list(l);
         return true;

@@ -80,7 +80,7 @@ jstr *jstr_new(jmem *m, const char *s, size_t len) {
     jstr *r = jmem_alloc(m, sizeof *r + len + 1);
     if (!r) return NULL;
     r->len = len;
-    if (len) memcpy(r->s, s, len);
+    if (len && s) memcpy(r->s, s, len);
     r->s[len] = 0;
     return r;
 }
