@@ -3,6 +3,8 @@
  * (AVX-512 VNNI, then AVX2) unless scalar code is forced. */
 #include "tensor/quant_internal.h"
 
+#include <stdatomic.h>
+
 typedef struct {
     owl_dtype type;
     int block;
@@ -13,25 +15,24 @@ typedef struct {
     bool supported; /* tested end to end: weights of this type can be used */
 } quant_type;
 
-static const quant_type types[] = {
-    {OWL_Q8_0, QK, OWL_Q8_0, owl_q8_0_quantize, owl_q8_0_dequantize, owl_q8_0_dot_ref, true},
-    {OWL_Q4_0, QK, OWL_Q8_0, owl_q4_0_quantize, owl_q4_0_dequantize, owl_q4_0_dot_ref, true},
-    {OWL_Q4_1, QK, OWL_Q8_0, owl_q4_1_quantize, owl_q4_1_dequantize, owl_q4_1_dot_ref, true},
-    {OWL_Q5_0, QK, OWL_Q8_0, owl_q5_0_quantize, owl_q5_0_dequantize, owl_q5_0_dot_ref, true},
-    {OWL_Q5_1, QK, OWL_Q8_0, owl_q5_1_quantize, owl_q5_1_dequantize, owl_q5_1_dot_ref, true},
-    {OWL_Q2_K, QKK, OWL_Q8_K, owl_q2_k_quantize, owl_q2_k_dequantize, owl_q2_k_dot_ref, true},
-    {OWL_Q3_K, QKK, OWL_Q8_K, owl_q3_k_quantize, owl_q3_k_dequantize, owl_q3_k_dot_ref, true},
-    {OWL_Q4_K, QKK, OWL_Q8_K, owl_q4_k_quantize, owl_q4_k_dequantize, owl_q4_k_dot_ref, true},
-    {OWL_Q5_K, QKK, OWL_Q8_K, owl_q5_k_quantize, owl_q5_k_dequantize, owl_q5_k_dot_ref, true},
-    {OWL_Q6_K, QKK, OWL_Q8_K, owl_q6_k_quantize, owl_q6_k_dequantize, owl_q6_k_dot_ref, true},
+#define ROW(T, B, DT, Q, DQ, DOT, OK) [T] = {T, B, DT, Q, DQ, DOT, OK}
+static const quant_type types[OWL_DTYPE_COUNT] = {
+    ROW(OWL_Q8_0, QK, OWL_Q8_0, owl_q8_0_quantize, owl_q8_0_dequantize, owl_q8_0_dot_ref, true),
+    ROW(OWL_Q4_0, QK, OWL_Q8_0, owl_q4_0_quantize, owl_q4_0_dequantize, owl_q4_0_dot_ref, true),
+    ROW(OWL_Q4_1, QK, OWL_Q8_0, owl_q4_1_quantize, owl_q4_1_dequantize, owl_q4_1_dot_ref, true),
+    ROW(OWL_Q5_0, QK, OWL_Q8_0, owl_q5_0_quantize, owl_q5_0_dequantize, owl_q5_0_dot_ref, true),
+    ROW(OWL_Q5_1, QK, OWL_Q8_0, owl_q5_1_quantize, owl_q5_1_dequantize, owl_q5_1_dot_ref, true),
+    ROW(OWL_Q2_K, QKK, OWL_Q8_K, owl_q2_k_quantize, owl_q2_k_dequantize, owl_q2_k_dot_ref, true),
+    ROW(OWL_Q3_K, QKK, OWL_Q8_K, owl_q3_k_quantize, owl_q3_k_dequantize, owl_q3_k_dot_ref, true),
+    ROW(OWL_Q4_K, QKK, OWL_Q8_K, owl_q4_k_quantize, owl_q4_k_dequantize, owl_q4_k_dot_ref, true),
+    ROW(OWL_Q5_K, QKK, OWL_Q8_K, owl_q5_k_quantize, owl_q5_k_dequantize, owl_q5_k_dot_ref, true),
+    ROW(OWL_Q6_K, QKK, OWL_Q8_K, owl_q6_k_quantize, owl_q6_k_dequantize, owl_q6_k_dot_ref, true),
     /* Q8_K is only an activation type: no weights of it are multiplied. */
-    {OWL_Q8_K, QKK, OWL_Q8_K, owl_q8_k_quantize, owl_q8_k_dequantize, NULL, false},
+    ROW(OWL_Q8_K, QKK, OWL_Q8_K, owl_q8_k_quantize, owl_q8_k_dequantize, NULL, false),
 };
 
 static const quant_type *find(owl_dtype t) {
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (types[i].type == t) return &types[i];
-    return NULL;
+    return (unsigned)t < OWL_DTYPE_COUNT && types[t].quantize ? &types[t] : NULL;
 }
 
 bool owl_quant_supported(owl_dtype t) {
@@ -64,14 +65,21 @@ owl_dtype owl_quant_dot_type(owl_dtype t) {
     return q ? q->dot_type : OWL_Q8_0;
 }
 
-/* The kernel for type t: SIMD where available (chosen once per type). */
+/* The kernel for type t: SIMD where available. Chosen once per type and
+ * mode (scalar forced or not) and cached: a dot runs once per weight row. */
+static _Atomic(owl_qdot_fn) kernels[2][OWL_DTYPE_COUNT];
+
 owl_qdot_fn owl_quant_dot_kernel(owl_dtype t) {
     const quant_type *q = find(t);
     if (!q || !q->dot_ref) return NULL;
-    if (owl_cpu_scalar_forced()) return q->dot_ref;
-    owl_qdot_fn f = owl_qdot_avx512(t);
-    if (!f) f = owl_qdot_avx2(t);
-    return f ? f : q->dot_ref;
+    int forced = owl_cpu_scalar_forced();
+    owl_qdot_fn f = atomic_load_explicit(&kernels[forced][t], memory_order_relaxed);
+    if (f) return f;
+    f = forced ? NULL : owl_qdot_avx512(t);
+    if (!f && !forced) f = owl_qdot_avx2(t);
+    if (!f) f = q->dot_ref;
+    atomic_store_explicit(&kernels[forced][t], f, memory_order_relaxed);
+    return f;
 }
 
 float owl_quant_dot(owl_dtype t, const void *w, const void *x, int64_t n) {

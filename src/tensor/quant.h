@@ -17,5 +17,11 @@ owl_status owl_quant_quantize_row(owl_dtype t, const float *src, void *dst, int6
 owl_dtype owl_quant_dot_type(owl_dtype t);
 /* sum_i w[i] * x[i] with w a row of type t and x a row of owl_quant_dot_type(t). */
 float owl_quant_dot(owl_dtype t, const void *w, const void *x, int64_t n);
+/* The kernel owl_quant_dot calls for t (fastest for this CPU, or the scalar
+ * reference while owl_cpu_force_scalar is on), to skip the per-call lookup
+ * in a loop over rows: f(w, x, nblocks) with nblocks = n / block size.
+ * NULL if t has no dot product. */
+typedef float (*owl_qdot_fn)(const void *w, const void *x, int64_t nblocks);
+owl_qdot_fn owl_quant_dot_kernel(owl_dtype t);
 
 #endif

@@ -135,14 +135,11 @@ float owl_qfit_sym(int n, const float *x, int nneg, int npos);
 
 /* SIMD dots (NULL when not compiled for this machine). Same contracts as
  * the _ref functions. */
-typedef float (*owl_qdot_fn)(const void *w, const void *x, int64_t nb);
 owl_qdot_fn owl_qdot_avx512(owl_dtype t);
 owl_qdot_fn owl_qdot_avx2(owl_dtype t);
 /* SIMD activation quantizers (Q8_0, Q8_K; NULL elsewhere or when the CPU
  * lacks AVX-512), byte-identical to the reference. */
 typedef void (*owl_qquant_fn)(const float *x, void *y, int64_t nb);
 owl_qquant_fn owl_qquant_avx512(owl_dtype t);
-/* The kernel owl_quant_dot uses for t (NULL if t has no dot). */
-owl_qdot_fn owl_quant_dot_kernel(owl_dtype t);
 
 #endif
