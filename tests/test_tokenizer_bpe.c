@@ -158,7 +158,7 @@ static bool ids_contain(owl_ids ids, int32_t id) {
 static const char *extra_texts[] = {
     "Hello world", " leading space", "trailing space ", "tab\there\nnew line\r\n", "ünïcödé façade naïve",
     "日本語のテキスト、中文文本", "emoji 🦉🎉 mix", "numbers 1234567 3.14159 -42", "code: if (x != y) { return a->b; }",
-    "\x01\x02 control bytes \x7f", "  multiple   spaces  ", "",
+    "\x01\x02 control bytes \x7f", "  multiple   spaces  ", "", "invalid \xff\xfe utf-8 \xc3(\xe2\x96",
 };
 
 static void check_roundtrips(const owl_tokenizer *tok, const char *what) {
@@ -204,6 +204,26 @@ static void check_public(const owl_tokenizer *tok, bool expect_bos) {
     CHECK(owl_detokenize(tok, ids + first, n - first, &all) == OWL_OK && all && strcmp(all, text) == 0);
     free(all);
     free(ids);
+}
+
+/* Cutting SentencePiece-style text before '▁' (cut_at_space) must not
+ * change a single id: compare with the uncut encoding on real text. */
+static void check_cut_same(owl_tokenizer *tok, const char *what) {
+    size_t n = 0;
+    char *text = slurp(testdata_path("text/war-and-peace.txt"), &n);
+    CHECK(text != NULL);
+    if (!text) return;
+    if (n > 60000) n = 60000;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--;
+    CHECKF(tok->bpe->cut_at_space, "%s: cut_at_space is off", what);
+    owl_ids a = encode(tok, text, n, false);
+    tok->bpe->cut_at_space = false;
+    owl_ids b = encode(tok, text, n, false);
+    tok->bpe->cut_at_space = true;
+    CHECKF(a.n == b.n && a.n > 0 && memcmp(a.v, b.v, a.n * sizeof *a.v) == 0, "%s: cut %zu ids, uncut %zu", what, a.n, b.n);
+    free(a.v);
+    free(b.v);
+    free(text);
 }
 
 static void test_llama3(void) {
@@ -264,6 +284,7 @@ static void test_mistral(void) {
     CHECK(tok->byte_tokens[0] == 3 && tok->byte_tokens[255] == 258);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "mistral");
+    check_cut_same(tok, "mistral");
     /* merges define the result: "Hello" is one piece "▁Hello" */
     int32_t hello = piece_id(tok, "\xe2\x96\x81Hello");
     CHECK(hello >= 0 && ids_eq(encode(tok, "Hello", 5, false), &hello, 1));
@@ -286,6 +307,7 @@ static void test_gemma3(void) {
     check_public(tok, true);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "gemma3");
+    check_cut_same(tok, "gemma3");
     CHECK(ids_contain(encode(tok, "<start_of_turn>user", 19, true), piece_id(tok, "<start_of_turn>")));
     CHECK(!ids_contain(encode(tok, "<start_of_turn>user", 19, false), piece_id(tok, "<start_of_turn>")));
     CHECK(ids_contain(encode(tok, "x<unused5>y", 11, false), piece_id(tok, "<unused5>")));
@@ -477,6 +499,22 @@ static void test_bad_input(void) {
         CHECK(ids_eq(encode(tok, "abcab", 5, false), w1, 3));
         owl_bpe_tokenizer_destroy(tok);
     }
+
+    /* every GGUF pre-tokenizer name we map compiles; unknown names are NULL */
+    const char *names[] = {"default", "gpt-2", "llama-bpe", "llama3", "smaug-bpe", "qwen2", "deepseek-v3", "starcoder",
+                           "refact", "smollm", "gpt-4o"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        bool dig;
+        const char *const *res = owl_pre_regexes(names[i], strlen(names[i]), &dig);
+        CHECKF(res && *res, "no regex for %s", names[i]);
+        for (; res && *res; res++) {
+            pcre2_code *re = NULL;
+            CHECKF(owl_regex_compile(*res, strlen(*res), names[i], &re) == OWL_OK, "%s: %s", names[i], owl_last_error());
+            if (re) pcre2_code_free(re);
+        }
+    }
+    bool dig;
+    CHECK(owl_pre_regexes("no-such-pre", 11, &dig) == NULL);
 
     /* the five split behaviours, as documented for "the-final--countdown" */
     struct owl_bpe *b = owl_bpe_new();

@@ -73,6 +73,44 @@ static size_t utf8_get(const uint8_t *s, size_t n, uint32_t *cp) {
     return (size_t)l;
 }
 
+uint32_t owl_utf8_prev(const char *s, size_t end, size_t *start) {
+    size_t k = end - 1;
+    while (k > 0 && end - k < 4 && ((uint8_t)s[k] & 0xC0) == 0x80) k--;
+    uint32_t cp;
+    size_t l = utf8_get((const uint8_t *)s + k, end - k, &cp);
+    if (l != end - k) {
+        k = end - 1;
+        cp = 0xFFFFFFFFu;
+    }
+    *start = k;
+    return cp;
+}
+
+/* Which characters some piece holds right before '▁' (see cut_at_space). */
+static void find_cut_blocks(owl_tokenizer *tok) {
+    struct owl_bpe *b = tok->bpe;
+    b->cut_at_space = false;
+    b->n_cut_block = 0;
+    if (b->byte_level || b->ignore_merges || !b->dec_space_len) return;
+    const char *sp = b->dec_space;
+    size_t sl = b->dec_space_len;
+    for (int id = 0; id < tok->vocab.n; id++) {
+        owl_str p = tok->vocab.pieces[id];
+        for (size_t i = 1; i + sl <= p.len; i++) {
+            if (memcmp(p.ptr + i, sp, sl) != 0) continue;
+            if (i >= sl && memcmp(p.ptr + i - sl, sp, sl) == 0) continue;
+            size_t st;
+            uint32_t cp = owl_utf8_prev(p.ptr, i, &st);
+            bool have = false;
+            for (int k = 0; k < b->n_cut_block; k++) have |= b->cut_block[k] == cp;
+            if (have) continue;
+            if (b->n_cut_block == 16) return; /* too many: never cut */
+            b->cut_block[b->n_cut_block++] = cp;
+        }
+    }
+    b->cut_at_space = true;
+}
+
 /* ---- construction ---- */
 
 struct owl_bpe *owl_bpe_new(void) {
@@ -180,6 +218,7 @@ owl_status owl_bpe_finish(owl_tokenizer *tok, const char *what) {
         if (b->fallback_ids[i] >= 0 && tok->vocab.types[b->fallback_ids[i]] == OWL_TOKTYPE_NORMAL)
             tok->vocab.types[b->fallback_ids[i]] = OWL_TOKTYPE_BYTE;
     }
+    find_cut_blocks(tok);
     return OWL_OK;
 }
 

@@ -144,9 +144,21 @@ struct owl_bpe {
     size_t dec_space_len;
     int dec_strip; /* leading spaces removed from the decoded text */
 
+    /* SentencePiece-style text may be cut before a dec_space ('▁') that
+     * follows another character, unless that character is in cut_block
+     * (some piece holds it followed by '▁'): no merge can cross such a cut,
+     * so pieces stay short (same result, faster). */
+    bool cut_at_space;
+    uint32_t cut_block[16];
+    int n_cut_block;
+
     char *chat_template;
     owl_arena arena;
 };
+
+/* Decodes the UTF-8 character that ends just before s[end] (start >= 0);
+ * returns its code point (0xFFFFFFFF if invalid) and sets *start. */
+uint32_t owl_utf8_prev(const char *s, size_t end, size_t *start);
 
 struct owl_bpe *owl_bpe_new(void);
 /* Adds a pre-tokenizer step (copied; takes ownership of re). */

@@ -188,6 +188,27 @@ static owl_status bpe_word(const owl_tokenizer *tok, const char *s, size_t n, ow
     return OWL_OK;
 }
 
+/* One pre-token, cut first where no merge can cross (cut_at_space). */
+static owl_status bpe_word_cut(const owl_tokenizer *tok, const char *s, size_t n, owl_ids *out, scratch *sc) {
+    const struct owl_bpe *b = tok->bpe;
+    if (!b->cut_at_space) return bpe_word(tok, s, n, out, sc);
+    const char *sp = b->dec_space;
+    size_t sl = b->dec_space_len, start = 0;
+    owl_status st;
+    for (size_t i = 1; i + sl <= n; i++) {
+        if (s[i] != sp[0] || memcmp(s + i, sp, sl) != 0) continue;
+        if (i >= sl && memcmp(s + i - sl, sp, sl) == 0) continue;
+        size_t cs;
+        uint32_t cp = owl_utf8_prev(s, i, &cs);
+        bool blocked = false;
+        for (int k = 0; k < b->n_cut_block; k++) blocked |= b->cut_block[k] == cp;
+        if (blocked || i <= start) continue;
+        if ((st = bpe_word(tok, s + start, i - start, out, sc))) return st;
+        start = i;
+    }
+    return bpe_word(tok, s + start, n - start, out, sc);
+}
+
 /* A stretch without added tokens: normalizer, pre-tokenizer, model. */
 static owl_status encode_plain(const owl_tokenizer *tok, const char *s, size_t n, bool at_start, owl_ids *out,
                                scratch *sc, owl_pieces *pcs) {
@@ -201,7 +222,7 @@ static owl_status encode_plain(const owl_tokenizer *tok, const char *s, size_t n
     }
     owl_pieces_clear(pcs);
     st = owl_pretokenize(tok->bpe, s, nn, at_start, pcs);
-    for (size_t i = 0; st == OWL_OK && i < pcs->n; i++) st = bpe_word(tok, pcs->buf + pcs->off[i], pcs->len[i], out, sc);
+    for (size_t i = 0; st == OWL_OK && i < pcs->n; i++) st = bpe_word_cut(tok, pcs->buf + pcs->off[i], pcs->len[i], out, sc);
     free(norm);
     return st;
 }

@@ -82,6 +82,15 @@ static const char *const re_deepseek3[] = {
     "?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
     NULL};
 
+/* digits one by one, then GPT-2's */
+static const char *const re_digits_gpt2[] = {"\\p{N}", owl_regex_gpt2, NULL};
+/* OpenAI o200k_base (GPT-4o) */
+static const char *const re_o200k[] = {
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    NULL};
+
 const char *const *owl_pre_regexes(const char *name, size_t len, bool *individual_digits) {
     static const struct {
         const char *name;
@@ -90,6 +99,8 @@ const char *const *owl_pre_regexes(const char *name, size_t len, bool *individua
         {"default", re_gpt2},       {"gpt-2", re_gpt2},         {"gpt2", re_gpt2},
         {"llama-bpe", re_llama3},   {"llama3", re_llama3},      {"llama-v3", re_llama3},
         {"smaug-bpe", re_llama3},   {"qwen2", re_qwen2},        {"deepseek-v3", re_deepseek3},
+        {"starcoder", re_digits_gpt2}, {"refact", re_digits_gpt2}, {"smollm", re_digits_gpt2},
+        {"gpt-4o", re_o200k},
     };
     *individual_digits = false;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
