@@ -13,7 +13,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int meta_size(owl_meta_type t) {
@@ -505,6 +508,43 @@ static void test_writer_failures(void) {
         CHECK(count_entries(sub) == 0);
         chmod(sub, 0755);
         free(ro);
+    }
+
+    /* a path below a regular file */
+    char *under_file = path_join(dir, "plain/m.gguf");
+    char *plain = path_join(dir, "plain");
+    FILE *pf = fopen(plain, "wb");
+    if (pf) fclose(pf);
+    CHECK(owl_gguf_write(under_file, &meta, &t, 1, 0) == OWL_ERR_IO);
+    CHECK(count_entries(dir) == 2);
+    remove(plain);
+    free(plain);
+    free(under_file);
+
+    /* the disk fills up in the middle of the tensor data (a file size limit
+     * in a child process stands in for it): an error, and no file */
+    {
+        char *big_path = path_join(dir, "big.gguf");
+        pid_t pid = fork();
+        if (pid == 0) {
+            signal(SIGXFSZ, SIG_IGN);
+            struct rlimit rl = {.rlim_cur = 100000, .rlim_max = RLIM_INFINITY};
+            getrlimit(RLIMIT_FSIZE, &rl);
+            rl.rlim_cur = 100000;
+            setrlimit(RLIMIT_FSIZE, &rl);
+            size_t n = 1 << 20;
+            uint8_t *big = calloc(n, 1);
+            owl_weight bt = {.name = "big", .dtype = OWL_I8, .n_dims = 1, .ne = {(int64_t)n, 1, 1, 1}, .data = big,
+                             .nbytes = n};
+            owl_status ws_ = owl_gguf_write(big_path, &meta, &bt, 1, 0);
+            free(big);
+            _exit(ws_ == OWL_ERR_IO && strstr(owl_last_error(), "big.gguf") ? 0 : 1);
+        }
+        int wst = -1;
+        waitpid(pid, &wst, 0);
+        CHECKF(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "write past the file size limit must fail with an i/o error");
+        CHECK(count_entries(dir) == 1);
+        free(big_path);
     }
 
     /* bad input is refused before anything is created; an existing file
