@@ -466,6 +466,32 @@ static void test_wp_q4_k_m(void) {
     owl_weights_free(&ws);
 }
 
+/* Every quantized wp file reads; README: token_embd.weight is q8_0 in
+ * Q8_0 and q6_K in the others; norms f32 everywhere; the Q8_0 and Q4_0
+ * mixes are q8_0 x29 and q6_K x1 + q4_0 x28. */
+static void test_wp_all(void) {
+    static const char *const names[] = {"Q2_K", "Q3_K_M", "Q4_0", "Q4_1", "Q4_K_M",
+                                        "Q5_0", "Q5_1", "Q5_K_M", "Q6_K", "Q8_0"};
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "models/wp/wp-%s.gguf", names[f]);
+        owl_weights ws;
+        owl_status s = owl_gguf_read(testdata_path(rel), &ws);
+        CHECKF(s == OWL_OK, "%s", owl_last_error());
+        if (s != OWL_OK) continue;
+        CHECK(ws.n == 38);
+        int count[OWL_DTYPE_COUNT] = {0};
+        for (size_t i = 0; i < ws.n; i++) count[ws.w[i].dtype]++;
+        const owl_weight *e = owl_weights_find(&ws, "token_embd.weight");
+        bool q8 = strcmp(names[f], "Q8_0") == 0;
+        CHECKF(e && e->dtype == (q8 ? OWL_Q8_0 : OWL_Q6_K), "%s token_embd", rel);
+        CHECK(count[OWL_F32] == 9);
+        if (q8) CHECK(count[OWL_Q8_0] == 29);
+        if (strcmp(names[f], "Q4_0") == 0) CHECK(count[OWL_Q6_K] == 1 && count[OWL_Q4_0] == 28);
+        owl_weights_free(&ws);
+    }
+}
+
 /* ---- a writer that fails leaves nothing behind ---- */
 
 static int count_entries(const char *dir) {
@@ -595,6 +621,7 @@ int main(void) {
     test_round_trip(64);
     test_stories260k();
     test_wp_q4_k_m();
+    test_wp_all();
     test_writer_failures();
     return test_finish("test_gguf");
 }
