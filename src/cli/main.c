@@ -1,14 +1,55 @@
-/* owl: the command-line entry point; one file per subcommand. */
-#include "owl.h"
+/* owl: the command-line entry point. One file per subcommand; this one only
+ * dispatches and prints the overview. */
+#include "cli/args.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#define OWL_VERSION "0.1.0"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "owl " OWL_VERSION " - open weights, locally: run open-weight language models.\n"
+            "\n"
+            "usage: owl COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  run       generate text from a prompt with a GGUF or llama2.c model\n"
+            "  tokenize  print the tokens of a text\n"
+            "  bench     measure prompt processing and generation speed against the\n"
+            "            machine's memory bandwidth\n"
+            "\n"
+            "options:\n"
+            "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
+            "  -V, --version  print the version\n"
+            "\n"
+            "Exit status: 0 success, 1 runtime error (bad file, model error),\n"
+            "2 usage error (unknown command or flag, bad number).\n");
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        printf("usage: owl COMMAND [ARGS]\n");
-        return argc < 2 ? 1 : 0;
+    if (argc < 2) return cli_usage_error(NULL, "no command given");
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd)) {
+        usage(stdout);
+        return CLI_EXIT_OK;
     }
-    fprintf(stderr, "owl: unknown command '%s' (see owl --help)\n", argv[1]);
-    return 2;
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("owl " OWL_VERSION "\n");
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc < 3) {
+            usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        static char help_flag[] = "--help";
+        char *help_argv[] = {argv[0], argv[2], help_flag, NULL};
+        return main(3, help_argv);
+    }
+    if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "tokenize") == 0) return cli_tokenize(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
+    if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
+    return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -1,0 +1,51 @@
+/* Command-line helpers shared by the subcommands: strict number parsing,
+ * flag values, and the two kinds of error (usage: exit 2, runtime: exit 1).
+ * Every message is one line on stderr that starts with "owl". */
+#ifndef OWL_CLI_ARGS_H
+#define OWL_CLI_ARGS_H
+
+#include "owl.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_RUNTIME = 1, CLI_EXIT_USAGE = 2 };
+
+/* The subcommands: argv[0] is the command name. */
+int cli_run(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
+int cli_bench(int argc, char **argv);
+
+/* "owl CMD: message (see owl CMD --help)"; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "owl CMD: message"; returns CLI_EXIT_RUNTIME. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True if argv[i] is -h or --help. */
+bool cli_is_help(const char *arg);
+
+/* The value of flag argv[*i] (argv[*i + 1]); advances *i. NULL (after a
+ * usage message) if there is none. A value may start with '-' only for
+ * flags that take numbers or text, so "-p -n" gives "-n" as the prompt:
+ * like every other tool, the next word is the value. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* Strict parsers: the whole text must be the number, within [min, max];
+ * otherwise a usage message naming the flag and the text, and false. */
+bool cli_parse_int(const char *cmd, const char *flag, const char *text, long long min, long long max, int *out);
+bool cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
+bool cli_parse_float(const char *cmd, const char *flag, const char *text, double min, double max, float *out);
+
+/* True if path names an existing file (not a directory); else a runtime
+ * message naming `what` and the path, and false. */
+bool cli_readable_file(const char *cmd, const char *what, const char *path);
+
+/* Loads a model, printing "owl CMD: ..." on failure (NULL). */
+owl_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer_path);
+
+/* Reads a whole file into a malloc'd NUL-terminated buffer; NULL (after a
+ * message naming `what` and the path) on failure. */
+char *cli_read_text(const char *cmd, const char *what, const char *path, size_t *len);
+
+#endif

@@ -1,0 +1,253 @@
+/* owl bench: prompt processing and generation speed, measured against the
+ * machine's own memory read bandwidth. */
+#include "base/base.h"
+#include "cli/args.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *CMD = "bench";
+
+static void bench_help(FILE *f) {
+    fprintf(f,
+            "usage: owl bench MODEL [options]\n"
+            "\n"
+            "Measures, like llama-bench's pp512 and tg128:\n"
+            "  pp  prompt processing: P tokens evaluated in one batch from an empty cache\n"
+            "  tg  generation: N tokens evaluated one at a time from an empty cache\n"
+            "each repeated R times after a warm-up (median, min and max tokens/s), then\n"
+            "the machine's memory read bandwidth with the same threads, the bytes of\n"
+            "weights read per generated token, the achieved bytes/s of generation\n"
+            "(tg tok/s x bytes per token) as a fraction of that bandwidth, and the\n"
+            "ratio of pp to tg speed per token.\n"
+            "\n"
+            "  -p, --n-prompt P       prompt tokens, 0 = skip pp (default 512)\n"
+            "  -n, --n-gen N          generated tokens, 0 = skip tg (default 128)\n"
+            "  -r, --repetitions R    measured runs of each test (default 5)\n"
+            "  -t, --threads N        threads (default 0: all cores)\n"
+            "      --tokenizer PATH   tokenizer.bin for a llama2.c checkpoint\n"
+            "      --bw-seconds S     time spent measuring bandwidth (default 1.0)\n"
+            "      --bw-mib M         bandwidth buffer in MiB (default 1024)\n"
+            "      --no-bandwidth     do not measure the bandwidth\n"
+            "      --json             print one JSON object instead of the table\n"
+            "  -h, --help             this text\n");
+}
+
+typedef struct stats {
+    double median, min, max; /* tokens/s */
+    int n;
+} stats;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static stats summarize(double *v, int n) {
+    stats s = {0, 0, 0, n};
+    if (n == 0) return s;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    s.min = v[0];
+    s.max = v[n - 1];
+    s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return s;
+}
+
+/* One pp run: P tokens at once from an empty cache. Returns tokens/s or -1. */
+static double run_pp(owl_ctx *ctx, const int32_t *toks, int p) {
+    owl_ctx_truncate(ctx, 0);
+    double t0 = owl_time_ms();
+    if (owl_ctx_eval(ctx, toks, p, false) != OWL_OK) return -1;
+    double ms = owl_time_ms() - t0;
+    return ms > 0 ? p * 1e3 / ms : 0;
+}
+
+/* One tg run: N single-token evaluations from an empty cache. */
+static double run_tg(owl_ctx *ctx, const int32_t *toks, int n) {
+    owl_ctx_truncate(ctx, 0);
+    double t0 = owl_time_ms();
+    for (int i = 0; i < n; i++)
+        if (owl_ctx_eval(ctx, &toks[i], 1, false) != OWL_OK) return -1;
+    double ms = owl_time_ms() - t0;
+    return ms > 0 ? n * 1e3 / ms : 0;
+}
+
+static json_t *stats_json(const char *name, int tokens, stats s) {
+    return json_pack("{s:s, s:i, s:i, s:f, s:f, s:f}", "test", name, "tokens", tokens, "repetitions", s.n,
+                     "tok_s_median", s.median, "tok_s_min", s.min, "tok_s_max", s.max);
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+int cli_bench(int argc, char **argv) {
+    const char *model_path = NULL, *tokenizer = NULL;
+    int n_prompt = 512, n_gen = 128, reps = 5, threads = 0, bw_mib = 1024;
+    float bw_seconds = 1.0f;
+    bool json = false, no_bw = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+#define FLAG(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
+#define VALUE()                                                  \
+    do {                                                         \
+        if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE; \
+    } while (0)
+        if (a[0] != '-' || a[1] == 0) {
+            if (model_path) return cli_usage_error(CMD, "unexpected argument '%s' (the model is '%s')", a, model_path);
+            model_path = a;
+        } else if (cli_is_help(a)) {
+            bench_help(stdout);
+            return CLI_EXIT_OK;
+        } else if (FLAG("-p", "--n-prompt")) {
+            VALUE();
+            if (!cli_parse_int(CMD, a, v, 0, 1 << 20, &n_prompt)) return CLI_EXIT_USAGE;
+        } else if (FLAG("-n", "--n-gen")) {
+            VALUE();
+            if (!cli_parse_int(CMD, a, v, 0, 1 << 20, &n_gen)) return CLI_EXIT_USAGE;
+        } else if (FLAG("-r", "--repetitions")) {
+            VALUE();
+            if (!cli_parse_int(CMD, a, v, 1, 1000, &reps)) return CLI_EXIT_USAGE;
+        } else if (FLAG("-t", "--threads")) {
+            VALUE();
+            if (!cli_parse_int(CMD, a, v, 0, 4096, &threads)) return CLI_EXIT_USAGE;
+        } else if (strcmp(a, "--tokenizer") == 0) {
+            VALUE();
+            tokenizer = v;
+        } else if (strcmp(a, "--bw-seconds") == 0) {
+            VALUE();
+            if (!cli_parse_float(CMD, a, v, 0.01, 60.0, &bw_seconds)) return CLI_EXIT_USAGE;
+        } else if (strcmp(a, "--bw-mib") == 0) {
+            VALUE();
+            if (!cli_parse_int(CMD, a, v, 1, 1 << 20, &bw_mib)) return CLI_EXIT_USAGE;
+        } else if (strcmp(a, "--no-bandwidth") == 0) {
+            no_bw = true;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else {
+            return cli_usage_error(CMD, "unknown option '%s'", a);
+        }
+#undef FLAG
+#undef VALUE
+    }
+    if (!model_path) return cli_usage_error(CMD, "no model given");
+    if (n_prompt == 0 && n_gen == 0) return cli_usage_error(CMD, "nothing to measure: -p and -n are both 0");
+
+    owl_set_threads(threads);
+    int used_threads = owl_get_threads();
+    int ret = CLI_EXIT_RUNTIME;
+    owl_ctx *ctx = NULL;
+    int32_t *toks = NULL;
+    double *v = NULL;
+    json_t *root = NULL;
+    owl_model *model = cli_load_model(CMD, model_path, tokenizer);
+    if (!model) return CLI_EXIT_RUNTIME;
+    owl_model_info info;
+    owl_model_get_info(model, &info);
+
+    int n_ctx = n_prompt > n_gen ? n_prompt : n_gen;
+    if (owl_ctx_new(model, n_ctx, &ctx) != OWL_OK) {
+        cli_error(CMD, "cannot create a context of %d tokens: %s", n_ctx, owl_last_error());
+        goto done;
+    }
+    /* Any tokens do: speed does not depend on which. Avoid BOS/EOS. */
+    toks = malloc((size_t)n_ctx * sizeof *toks);
+    v = malloc((size_t)reps * sizeof *v);
+    if (!toks || !v) {
+        cli_error(CMD, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n_ctx; i++) toks[i] = (int32_t)(3 + ((uint64_t)i * 7919u + 13u) % (uint64_t)(info.n_vocab > 3 ? info.n_vocab - 3 : 1));
+    if (info.n_vocab <= 3)
+        for (int i = 0; i < n_ctx; i++) toks[i] = 0;
+
+    stats pp = {0}, tg = {0};
+    if (n_prompt > 0) {
+        if (run_pp(ctx, toks, n_prompt) < 0) goto eval_failed; /* warm-up */
+        for (int r = 0; r < reps; r++)
+            if ((v[r] = run_pp(ctx, toks, n_prompt)) < 0) goto eval_failed;
+        pp = summarize(v, reps);
+    }
+    if (n_gen > 0) {
+        if (run_tg(ctx, toks, n_gen < 16 ? n_gen : 16) < 0) goto eval_failed; /* warm-up */
+        for (int r = 0; r < reps; r++)
+            if ((v[r] = run_tg(ctx, toks, n_gen)) < 0) goto eval_failed;
+        tg = summarize(v, reps);
+    }
+    double bw = no_bw ? 0.0 : owl_measure_read_bandwidth_ex(used_threads, bw_seconds, (size_t)bw_mib << 20);
+    double achieved = tg.median * (double)info.bytes_per_token / 1e9; /* GB/s */
+    double frac = bw > 0 ? achieved / bw : 0.0;
+    double ratio = tg.median > 0 ? pp.median / tg.median : 0.0;
+
+    if (json) {
+        root = json_object();
+        json_object_set_new(root, "model", json_string(model_path));
+        json_object_set_new(root, "arch", json_string(info.arch ? info.arch : ""));
+        json_object_set_new(root, "weight_type", json_string(info.weight_type ? info.weight_type : ""));
+        json_object_set_new(root, "n_params", json_integer((json_int_t)info.n_params));
+        json_object_set_new(root, "weight_bytes", json_integer((json_int_t)info.weight_bytes));
+        json_object_set_new(root, "bytes_per_token", json_integer((json_int_t)info.bytes_per_token));
+        json_object_set_new(root, "n_vocab", json_integer(info.n_vocab));
+        json_object_set_new(root, "dim", json_integer(info.dim));
+        json_object_set_new(root, "n_layers", json_integer(info.n_layers));
+        json_object_set_new(root, "n_heads", json_integer(info.n_heads));
+        json_object_set_new(root, "n_kv_heads", json_integer(info.n_kv_heads));
+        json_object_set_new(root, "ffn_dim", json_integer(info.ffn_dim));
+        json_object_set_new(root, "n_ctx_train", json_integer(info.n_ctx_train));
+        json_object_set_new(root, "threads", json_integer(used_threads));
+        json_object_set_new(root, "repetitions", json_integer(reps));
+        json_object_set_new(root, "pp", n_prompt > 0 ? stats_json("pp", n_prompt, pp) : json_null());
+        json_object_set_new(root, "tg", n_gen > 0 ? stats_json("tg", n_gen, tg) : json_null());
+        json_object_set_new(root, "bandwidth_gb_s", no_bw ? json_null() : json_real(bw));
+        json_object_set_new(root, "tg_achieved_gb_s", n_gen > 0 ? json_real(achieved) : json_null());
+        json_object_set_new(root, "tg_bandwidth_fraction", n_gen > 0 && bw > 0 ? json_real(frac) : json_null());
+        json_object_set_new(root, "pp_tg_ratio", n_prompt > 0 && n_gen > 0 ? json_real(ratio) : json_null());
+        char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+        if (!s) {
+            cli_error(CMD, "cannot format the JSON output");
+            goto done;
+        }
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("model        %s (%s, %s, %.2f M params, %.2f MiB of weights)\n", base_name(model_path),
+               info.arch ? info.arch : "?", info.weight_type ? info.weight_type : "?", (double)info.n_params / 1e6,
+               (double)info.weight_bytes / 1048576.0);
+        printf("threads      %d\n", used_threads);
+        printf("%-12s %12s %12s %12s\n", "test", "tok/s", "min", "max");
+        if (n_prompt > 0) {
+            char name[32];
+            snprintf(name, sizeof name, "pp%d", n_prompt);
+            printf("%-12s %12.2f %12.2f %12.2f\n", name, pp.median, pp.min, pp.max);
+        }
+        if (n_gen > 0) {
+            char name[32];
+            snprintf(name, sizeof name, "tg%d", n_gen);
+            printf("%-12s %12.2f %12.2f %12.2f\n", name, tg.median, tg.min, tg.max);
+        }
+        printf("(median of %d runs after a warm-up)\n", reps);
+        if (!no_bw) printf("bandwidth    %.2f GB/s (memory read, %d thread%s)\n", bw, used_threads, used_threads == 1 ? "" : "s");
+        printf("bytes/token  %.3f MB of weights read per generated token\n", (double)info.bytes_per_token / 1e6);
+        if (n_gen > 0) {
+            printf("achieved     %.2f GB/s in generation", achieved);
+            if (bw > 0) printf(" = %.1f%% of the measured bandwidth", 100.0 * frac);
+            printf("\n");
+        }
+        if (n_prompt > 0 && n_gen > 0) printf("pp/tg        %.2fx the speed per token\n", ratio);
+    }
+    ret = fflush(stdout) == 0 ? CLI_EXIT_OK : cli_error(CMD, "cannot write to stdout");
+    goto done;
+
+eval_failed:
+    cli_error(CMD, "evaluation failed: %s", owl_last_error());
+done:
+    json_decref(root);
+    free(v);
+    free(toks);
+    owl_ctx_free(ctx);
+    owl_model_free(model);
+    return ret;
+}
