@@ -427,7 +427,140 @@ static void test_gpt2(void) {
     owl_bpe_tokenizer_destroy(tok);
 }
 
-/* ---- bad input and small hand-made tokenizers ---- */
+/* ---- small hand-made tokenizers: each option against HF's documented behaviour ---- */
+
+#define CHARS "\"<unk>\":0,\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"f\":5,\"i\":6,\"x\":7,\"\\u2581\":8,\" \":9,\"1\":10,\"2\":11,\"3\":12,\"w\":13"
+
+static owl_tokenizer *small(const char *rest, const char *config) {
+    char json[4096];
+    snprintf(json, sizeof json, "{\"model\":{\"type\":\"BPE\",\"unk_token\":\"<unk>\",%s}", rest);
+    owl_tokenizer *tok = NULL;
+    owl_status st = owl_tokenizer_json_load_mem("small.json", json, strlen(json), config, config ? strlen(config) : 0, &tok);
+    CHECKF(st == OWL_OK, "%s: %s", json, owl_last_error());
+    return tok;
+}
+
+/* The pieces of the encoding joined by '|'. */
+static bool pieces_are(owl_tokenizer *tok, const char *text, bool special, const char *want) {
+    if (!tok) return false;
+    owl_ids ids = encode(tok, text, strlen(text), special);
+    char got[1024];
+    size_t k = 0;
+    for (size_t i = 0; i < ids.n && k + 64 < sizeof got; i++) {
+        owl_str p = tok->vocab.pieces[ids.v[i]];
+        if (i) got[k++] = '|';
+        memcpy(got + k, p.ptr, p.len);
+        k += p.len;
+    }
+    got[k] = 0;
+    free(ids.v);
+    if (strcmp(got, want) != 0) fprintf(stderr, "  '%s' gave '%s', expected '%s'\n", text, got, want);
+    return strcmp(got, want) == 0;
+}
+
+static void test_small(void) {
+    owl_tokenizer *tok;
+    /* normalizers in order: NFKC, Lowercase, Strip, Replace (regex), Prepend */
+    tok = small("\"vocab\":{" CHARS "},\"merges\":[]},\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKC\"},"
+                "{\"type\":\"Lowercase\"},{\"type\":\"Strip\",\"strip_left\":true,\"strip_right\":true},{\"type\":\"Replace\","
+                "\"pattern\":{\"Regex\":\" +\"},\"content\":\"\\u2581\"},{\"type\":\"Prepend\",\"prepend\":\"x\"}]}",
+                NULL);
+    CHECK(pieces_are(tok, "  \xef\xbc\xa1" "B \xef\xac\x81   C ", false, "x|a|b|\xe2\x96\x81|f|i|\xe2\x96\x81|c"));
+    owl_tokenizer_free(tok);
+    /* NFD splits é into e + U+0301: both unknown, fused into one <unk> */
+    tok = small("\"vocab\":{" CHARS "},\"merges\":[],\"fuse_unk\":true},\"normalizer\":{\"type\":\"NFD\"}", NULL);
+    CHECK(pieces_are(tok, "a\xc3\xa9" "b", false, "a|<unk>|b"));
+    owl_tokenizer_free(tok);
+    /* byte fallback absent: an unknown character is <unk>, one per character without fuse_unk */
+    tok = small("\"vocab\":{" CHARS "},\"merges\":[]}", NULL);
+    CHECK(pieces_are(tok, "a\xc3\xa9\xc3\xa9", false, "a|<unk>|<unk>"));
+    owl_tokenizer_free(tok);
+
+    /* merges: lowest rank first; ignore_merges takes a whole pre-token found in the vocabulary */
+    tok = small("\"vocab\":{" CHARS ",\"ab\":14,\"bc\":15,\"abc\":16,\"abcd\":17},\"merges\":[\"b c\",\"a b\",\"a bc\"]}", NULL);
+    CHECK(pieces_are(tok, "abcab", false, "abc|ab"));
+    CHECK(pieces_are(tok, "abcd", false, "abc|d"));
+    owl_tokenizer_free(tok);
+    tok = small("\"vocab\":{" CHARS ",\"ab\":14,\"bc\":15,\"abc\":16,\"abcd\":17},\"merges\":[\"b c\",\"a b\",\"a bc\"],"
+                "\"ignore_merges\":true}",
+                NULL);
+    CHECK(pieces_are(tok, "abcd", false, "abcd"));
+    owl_tokenizer_free(tok);
+
+    /* added tokens: lstrip / rstrip swallow the spaces beside them, single_word only between non-word characters,
+     * special ones only with parse_special, non-special ones always */
+    tok = small("\"vocab\":{" CHARS ",\"<m>\":14,\"<r>\":15},\"merges\":[]},\"added_tokens\":["
+                "{\"id\":14,\"content\":\"<m>\",\"special\":true,\"lstrip\":true},"
+                "{\"id\":15,\"content\":\"<r>\",\"special\":false,\"rstrip\":true},"
+                "{\"id\":13,\"content\":\"w\",\"special\":false,\"single_word\":true}]",
+                NULL);
+    CHECK(pieces_are(tok, "a <m> b<r>  c", true, "a|<m>| |b|<r>|c"));
+    CHECK(pieces_are(tok, "a <m>", false, "a| |<unk>|<unk>|<unk>"));
+    CHECK(pieces_are(tok, "a<r> ", false, "a|<r>"));
+    CHECK(pieces_are(tok, "w aw w", false, "w| |a|w| |w"));
+    CHECK(tok && tok->n_specials == 1 && tok->specials[0] == 14);
+    owl_tokenizer_free(tok);
+
+    /* Metaspace: prepend "first" only at the start of the text (not after an added token), split before each '▁' */
+    const char *ms = "\"vocab\":{" CHARS ",\"<s>\":14,\"b\\u2581\":15},\"merges\":[\"b \\u2581\"]},\"added_tokens\":[{\"id\":14,"
+                     "\"content\":\"<s>\",\"special\":true}],\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","
+                     "\"prepend_scheme\":\"%s\",\"split\":%s}";
+    char buf[1024];
+    snprintf(buf, sizeof buf, ms, "first", "true");
+    tok = small(buf, NULL);
+    CHECK(pieces_are(tok, "ab c<s>ab", true, "\xe2\x96\x81|a|b|\xe2\x96\x81|c|<s>|a|b"));
+    owl_tokenizer_free(tok);
+    snprintf(buf, sizeof buf, ms, "always", "false");
+    tok = small(buf, NULL);
+    CHECK(pieces_are(tok, "ab c<s>ab", true, "\xe2\x96\x81|a|b\xe2\x96\x81|c|<s>|\xe2\x96\x81|a|b"));
+    owl_tokenizer_free(tok);
+    snprintf(buf, sizeof buf, ms, "never", "true");
+    tok = small(buf, NULL);
+    CHECK(pieces_are(tok, "ab c", false, "a|b|\xe2\x96\x81|c"));
+    owl_tokenizer_free(tok);
+
+    /* Digits, contiguous and individual; ByteLevel-free Split with a literal; Whitespace */
+    const char *dg = "\"vocab\":{" CHARS ",\"12\":14,\"ab\":15},\"merges\":[\"1 2\",\"a b\"]},\"pre_tokenizer\":{\"type\":\"Digits\","
+                     "\"individual_digits\":%s}";
+    snprintf(buf, sizeof buf, dg, "false");
+    tok = small(buf, NULL);
+    CHECK(pieces_are(tok, "ab123", false, "ab|12|3"));
+    owl_tokenizer_free(tok);
+    snprintf(buf, sizeof buf, dg, "true");
+    tok = small(buf, NULL);
+    CHECK(pieces_are(tok, "ab123", false, "ab|1|2|3"));
+    owl_tokenizer_free(tok);
+    tok = small("\"vocab\":{" CHARS ",\"ab\":14},\"merges\":[\"a b\"]},\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+                "{\"String\":\"a\"},\"behavior\":\"Isolated\",\"invert\":true}",
+                NULL);
+    CHECK(pieces_are(tok, "abab", false, "a|b|a|b")); /* invert: the non-matches are the delimiters, isolated still */
+    owl_tokenizer_free(tok);
+    tok = small("\"vocab\":{" CHARS ",\"ab\":14},\"merges\":[\"a b\"]},\"pre_tokenizer\":{\"type\":\"WhitespaceSplit\"}", NULL);
+    CHECK(pieces_are(tok, " ab  ab ", false, "ab|ab"));
+    owl_tokenizer_free(tok);
+
+    /* post-processors and the config's overrides */
+    const char *pp = "\"vocab\":{" CHARS ",\"<s>\":14,\"</s>\":15},\"merges\":[]},\"added_tokens\":[{\"id\":14,\"content\":\"<s>\","
+                     "\"special\":true},{\"id\":15,\"content\":\"</s>\",\"special\":true}],\"post_processor\":{\"type\":"
+                     "\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},{\"Sequence\":{\"id\":\"A\","
+                     "\"type_id\":0}},{\"SpecialToken\":{\"id\":\"</s>\",\"type_id\":0}}],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\","
+                     "\"ids\":[14],\"tokens\":[\"<s>\"]},\"</s>\":{\"id\":\"</s>\",\"ids\":[15],\"tokens\":[\"</s>\"]}}}";
+    tok = small(pp, NULL);
+    CHECK(tok && tok->bos == 14 && tok->add_bos && tok->eos == 15 && tok->add_eos);
+    owl_tokenizer_free(tok);
+    tok = small(pp, "{\"add_bos_token\":false,\"add_eos_token\":false,\"eos_token\":{\"content\":\"a\"},"
+                    "\"chat_template\":[{\"name\":\"tool_use\",\"template\":\"T\"},{\"name\":\"default\",\"template\":\"D\"}]}");
+    CHECK(tok && tok->bos == 14 && !tok->add_bos && tok->eos == 1 && !tok->add_eos);
+    CHECK(tok && owl_tokenizer_chat_template(tok) && strcmp(owl_tokenizer_chat_template(tok), "D") == 0);
+    owl_tokenizer_free(tok);
+    tok = small("\"vocab\":{" CHARS "},\"merges\":[]},\"post_processor\":{\"type\":\"RobertaProcessing\",\"cls\":[\"a\",1],"
+                "\"sep\":[\"b\",2]}",
+                NULL);
+    CHECK(tok && tok->bos == 1 && tok->add_bos && tok->eos == 2 && tok->add_eos);
+    owl_tokenizer_free(tok);
+}
+
+/* ---- bad input ---- */
 
 static void expect_error(const char *json, owl_status want, const char *needle1, const char *needle2) {
     owl_tokenizer *tok = NULL;
@@ -561,6 +694,7 @@ int main(void) {
     test_from_meta("tokenizers/llama3/tokenizer.json", "llama-bpe", "ggml-vocab-llama-bpe.gguf", 128000);
     test_from_meta("tokenizers/qwen3/tokenizer.json", "qwen2", "ggml-vocab-qwen2.gguf", -1);
     test_gemma3();
+    test_small();
     test_bad_input();
     return test_finish("test_tokenizer_bpe");
 }
