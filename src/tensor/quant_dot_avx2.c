@@ -10,6 +10,11 @@
 
 #include <immintrin.h>
 
+/* Weights stream from memory once per token: prefetch PF_DIST bytes ahead. */
+#define PF_DIST 2048
+#define PREFETCH_BLOCK(p)                                                  \
+    for (size_t pf = 0; pf < sizeof *(p); pf += 64) _mm_prefetch((const char *)(p) + PF_DIST + pf, _MM_HINT_T0);
+#define PREFETCH_4(p) for (size_t pf = 0; pf < 4 * sizeof *(p); pf += 64) _mm_prefetch((const char *)(p) + PF_DIST + pf, _MM_HINT_T0);
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
 static inline T256 __m128 h4(const uint8_t *p, size_t stride) {
@@ -58,6 +63,7 @@ static float T256 dot_q8_0(const void *w, const void *x, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
+        PREFETCH_4(a + i)
         __m128 d = _mm_mul_ps(h4(a[i].d, sizeof *a), h4(b[i].d, sizeof *b));
         for (int k = 0; k < 4; k++) {
             __m256i wv = load32(a[i + k].qs), xv = load32(b[i + k].qs);
@@ -81,6 +87,7 @@ static float T256 dot_q8_0(const void *w, const void *x, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();                                                          \
     int64_t i = 0;                                                                             \
     for (; i + 4 <= nb; i += 4) {                                                              \
+        PREFETCH_4(a + i)                                                                      \
         __m128 dx = h4(b[i].d, sizeof *b);                                                     \
         __m128 d = _mm_mul_ps(h4(a[i].d, sizeof *a), dx);                                      \
         __m128 dm = HAS_M ? _mm_mul_ps(h4(a[i].d + 2, sizeof *a), dx) : dx;                    \
@@ -155,6 +162,7 @@ static inline void q4k_scales(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
     const __m256i m4 = _mm256_set1_epi8(15);                                                                 \
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                                            \
     for (int64_t i = 0; i < nb; i++) {                                                                       \
+        PREFETCH_BLOCK(a + i)                                                                                \
         uint8_t sc[8], mn[8];                                                                                \
         q4k_scales(a[i].scales, sc, mn);                                                                     \
         __m128i m8 = _mm_loadl_epi64((const __m128i *)mn);                                                   \
@@ -194,6 +202,7 @@ static float T256 dot_q6_k(const void *w, const void *x, int64_t nb) {
     const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        PREFETCH_BLOCK(a + i)
         const int8_t *sc = a[i].scales;
         __m256i tot = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(group_sums(_mm_loadu_si128((const __m128i *)sc), &b[i]), 5));
@@ -219,6 +228,7 @@ static float T256 dot_q2_k(const void *w, const void *x, int64_t nb) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        PREFETCH_BLOCK(a + i)
         __m256i s16 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
         __m256i mins = _mm256_madd_epi16(_mm256_srli_epi16(s16, 4), load32(b[i].bsums));
         __m256i tot = _mm256_setzero_si256();
@@ -243,6 +253,7 @@ static float T256 dot_q3_k(const void *w, const void *x, int64_t nb) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
+        PREFETCH_BLOCK(a + i)
         int8_t sc[16];
         owl_q3k_unpack_scales(a[i].scales, sc);
         /* levels stored as low + 4*h in 0..7: take 4 * sum(sc * x) off */
