@@ -158,6 +158,7 @@ owl_status owl_llama2c_read(const char *path, const char *tokenizer_path, owl_we
 /* Reads a llama2.c tokenizer.bin alone into tokenizer.ggml.* keys of meta
  * (meta zeroed or already holding other keys). */
 owl_status owl_llama2c_tokenizer_read(const char *path, owl_meta *meta);
+owl_status owl_llama2c_tokenizer_read_mem(const char *name, const uint8_t *data, size_t size, owl_meta *meta);
 /* Reads a SentencePiece tokenizer.model (protobuf ModelProto, BPE type) into
  * tokenizer.ggml.* keys of meta. _mem: from bytes (for fuzzing). */
 owl_status owl_spm_model_read(const char *path, owl_meta *meta);

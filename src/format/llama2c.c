@@ -139,6 +139,11 @@ static owl_status read_tokenizer(const char *path, int64_t expect_n, owl_meta *m
     return s;
 }
 
+owl_status owl_llama2c_tokenizer_read_mem(const char *name, const uint8_t *data, size_t size, owl_meta *meta) {
+    if (!name || !meta || (!data && size > 0)) return owl_errorf(OWL_ERR_ARG, "owl_llama2c_tokenizer_read_mem: NULL argument");
+    return parse_tokenizer(name, data, size, -1, meta);
+}
+
 owl_status owl_llama2c_tokenizer_read(const char *path, owl_meta *meta) {
     if (!path || !meta) return owl_errorf(OWL_ERR_ARG, "owl_llama2c_tokenizer_read: NULL argument");
     return read_tokenizer(path, -1, meta);

@@ -14,9 +14,11 @@
 
 /* ---- building from metadata ---- */
 
-static owl_status meta_token_id(const owl_meta *meta, const char *key, int n, int32_t dflt, int32_t *out,
-                                bool strict) {
-    *out = dflt < n ? dflt : -1;
+/* dflt: the id when the key is missing, if that token has type dflt_type. */
+static owl_status meta_token_id(const owl_meta *meta, const char *key, const owl_vocab *voc, int32_t dflt,
+                                int32_t dflt_type, int32_t *out, bool strict) {
+    int n = voc->n;
+    *out = dflt >= 0 && dflt < n && voc->types[dflt] == dflt_type ? dflt : -1;
     const owl_meta_value *v = owl_meta_find(meta, key);
     if (!v) return OWL_OK;
     int64_t id;
@@ -91,10 +93,13 @@ static owl_status spm_from_meta(const owl_meta *meta, owl_tokenizer *tok) {
     }
     if ((s = owl_vocab_init(&tok->vocab, n, tv->arr.strs, scores, types)) != OWL_OK) goto done;
     tok->kind = OWL_TOK_SPM;
-    if ((s = meta_token_id(meta, "tokenizer.ggml.bos_token_id", n, 1, &tok->bos, true)) != OWL_OK) goto done;
-    if ((s = meta_token_id(meta, "tokenizer.ggml.eos_token_id", n, 2, &tok->eos, true)) != OWL_OK) goto done;
-    if ((s = meta_token_id(meta, "tokenizer.ggml.unknown_token_id", n, 0, &tok->unk, true)) != OWL_OK) goto done;
-    if ((s = meta_token_id(meta, "tokenizer.ggml.padding_token_id", n, n, &tok->pad, false)) != OWL_OK) goto done;
+    /* without keys: llama's <unk> 0, <s> 1, </s> 2 when those ids have those types */
+    const owl_vocab *v = &tok->vocab;
+    if ((s = meta_token_id(meta, "tokenizer.ggml.bos_token_id", v, 1, OWL_TOKTYPE_CONTROL, &tok->bos, true)) ||
+        (s = meta_token_id(meta, "tokenizer.ggml.eos_token_id", v, 2, OWL_TOKTYPE_CONTROL, &tok->eos, true)) ||
+        (s = meta_token_id(meta, "tokenizer.ggml.unknown_token_id", v, 0, OWL_TOKTYPE_UNKNOWN, &tok->unk, true)) ||
+        (s = meta_token_id(meta, "tokenizer.ggml.padding_token_id", v, -1, 0, &tok->pad, false)))
+        goto done;
     if (!owl_meta_get_bool(meta, "tokenizer.ggml.add_bos_token", &tok->add_bos)) tok->add_bos = true;
     if (!owl_meta_get_bool(meta, "tokenizer.ggml.add_eos_token", &tok->add_eos)) tok->add_eos = false;
     if (!owl_meta_get_bool(meta, "tokenizer.ggml.add_space_prefix", &tok->add_space_prefix))
