@@ -35,7 +35,8 @@ typedef struct jmethod jmethod;
 
 typedef struct jval {
     uint8_t t;
-    uint8_t tuple; /* JV_LIST: a tuple */
+    uint8_t tuple; /* JV_LIST: 0 list, 1 tuple, 2 iterator (generator), 3 dict_keys,
+                      4 dict_values, 5 dict_items */
     union {
         bool b;
         int64_t i;
@@ -51,7 +52,11 @@ typedef struct jval {
     } u;
 } jval;
 
-struct jlist { size_t n, cap; jval *v; };
+struct jlist {
+    size_t n, cap;
+    jval *v;
+    const char *poison; /* an iterator whose (lazy, in jinja2) computation failed: the error */
+};
 struct jdict { size_t n, cap; jval *k, *v; };
 struct jloop {
     int64_t index0, length, depth0;

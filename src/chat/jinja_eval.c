@@ -412,7 +412,7 @@ static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out
         out->u.s = r;
         return true;
     }
-    if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple != 2) {
+    if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple < 2) {
         jlist *l = jlist_new(st->mem, a.u.l->n + b.u.l->n);
         if (!l) return fail_at(at);
         for (size_t i = 0; i < a.u.l->n; i++) l->v[l->n++] = a.u.l->v[i];
@@ -421,9 +421,9 @@ static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out
         out->tuple = a.tuple;
         return true;
     }
-    if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.tuple != 2)) && (b.t == JV_INT || b.t == JV_BOOL))
+    if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.tuple < 2)) && (b.t == JV_INT || b.t == JV_BOOL))
         return repeat(st, at, a, b.t == JV_BOOL ? b.u.b : b.u.i, out);
-    if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple != 2)) && (a.t == JV_INT || a.t == JV_BOOL))
+    if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple < 2)) && (a.t == JV_INT || a.t == JV_BOOL))
         return repeat(st, at, b, a.t == JV_BOOL ? a.u.b : a.u.i, out);
     if (op == OP_MOD && a.t == JV_STR) return jerr(at, "printf-style string formatting ('...' %% x) is not supported");
     return jerr(at, "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op), jv_type_name(a), jv_type_name(b));
@@ -460,7 +460,7 @@ bool jinja_compare(const jnode *at, jval a, jval b, bool ignore_case, int *out) 
         *out = (i < x->len) - (j < y->len);
         return true;
     }
-    if (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple != 2) {
+    if (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple < 2) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             if (jv_equal(a.u.l->v[i], b.u.l->v[i])) continue;
@@ -482,10 +482,13 @@ static bool contains(jstate *st, const jnode *at, jval item, jval seq, bool *out
         *out = item.u.s->len == 0 || memmem(seq.u.s->s, seq.u.s->len, item.u.s->s, item.u.s->len) != NULL;
         return true;
     case JV_LIST:
+        if (seq.u.l->poison) return jerr(at, "%s", seq.u.l->poison);
         *out = false;
         for (size_t i = 0; i < seq.u.l->n && !*out; i++) *out = jv_equal(seq.u.l->v[i], item);
         return true;
     case JV_DICT: case JV_NS:
+        if ((item.t == JV_LIST && item.tuple != 1) || item.t == JV_DICT)
+            return jerr(at, "unhashable type: '%s'", jv_type_name(item));
         *out = jdict_get(seq.u.d, item) != NULL;
         return true;
     case JV_UNDEF:
@@ -554,7 +557,7 @@ static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *o
         given[i] = true;
     }
     if (obj.t == JV_UNDEF) return undefined_error(n, obj);
-    if ((obj.t != JV_STR && obj.t != JV_LIST) || (obj.t == JV_LIST && obj.tuple == 2)) {
+    if ((obj.t != JV_STR && obj.t != JV_LIST) || (obj.t == JV_LIST && obj.tuple >= 2)) {
         *out = jv_undef("slice of an object that is not a sequence");
         return true;
     }

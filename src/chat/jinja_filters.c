@@ -146,7 +146,9 @@ static bool do_indent(jstate *st, const jnode *at, jval v, const jargs *a, jval 
     jval defs[3] = {jv_int(4), jv_bool(false), jv_bool(false)}, x[3];
     if (!jinja_bind(at, "indent", a, p, 3, 0, defs, x)) return false;
     jstr *s, *ind;
-    if (!jv_to_str(st->mem, v, &s)) return false;
+    /* jinja2's indent appends "\n" to its argument: only strings work */
+    if (v.t != JV_STR) return jerr(at, "indent: unsupported operand type(s) for +=: '%s' and 'str'", jv_type_name(v));
+    s = v.u.s;
     if (x[0].t == JV_STR) ind = x[0].u.s;
     else if (x[0].t == JV_INT && x[0].u.i >= 0 && x[0].u.i <= 1000) {
         ind = jstr_new(st->mem, NULL, (size_t)x[0].u.i);
@@ -209,7 +211,8 @@ static bool do_tojson(jstate *st, const jnode *at, jval v, const jargs *a, jval 
 /* select / reject / selectattr / rejectattr */
 static bool do_select(jstate *st, const jnode *at, jval v, const jargs *a, bool attr, bool want, jval *out) {
     jlist *items;
-    if (!jinja_iter(st, at, v, &items)) return false;
+    if (!jv_truthy(v)) v = jv_list(jlist_new(st->mem, 0)); /* jinja2 looks at nothing falsy */
+    if (!v.u.l || !jinja_iter(st, at, v, &items)) return false;
     size_t k = 0;
     const jstr *attrname = NULL;
     if (attr) {
@@ -224,7 +227,7 @@ static bool do_select(jstate *st, const jnode *at, jval v, const jargs *a, bool 
         if (!jinja_test_known(test)) return jerr(at, "unknown or unsupported test '%s'", test);
         k++;
     }
-    jargs ta = {a->pos + k, a->npos - k, a->kwn, a->kwv, a->nkw};
+    jargs ta = {a->pos ? a->pos + k : NULL, a->npos - k, a->kwn, a->kwv, a->nkw};
     jlist *l = jlist_new(st->mem, items->n);
     if (!l) return false;
     for (size_t i = 0; i < items->n; i++) {
@@ -244,7 +247,8 @@ static bool do_select(jstate *st, const jnode *at, jval v, const jargs *a, bool 
 
 static bool do_map(jstate *st, const jnode *at, jval v, const jargs *a, jval *out) {
     jlist *items;
-    if (!jinja_iter(st, at, v, &items)) return false;
+    if (!jv_truthy(v)) v = jv_list(jlist_new(st->mem, 0));
+    if (!v.u.l || !jinja_iter(st, at, v, &items)) return false;
     jlist *l = jlist_new(st->mem, items->n);
     if (!l) return false;
     const jstr *attr = NULL;
@@ -406,7 +410,26 @@ static bool parse_py_float(const jstr *s, double *out) {
     return true;
 }
 
+static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, const jargs *a, jval *out);
+
+/* In jinja2 these filters are generators: nothing runs until the result
+ * is iterated. A failure becomes an iterator that fails when iterated. */
+static const char *const lazy_filters[] = {"map", "select", "reject", "selectattr", "rejectattr", "unique", "items", NULL};
+
 bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const jargs *a, jval *out) {
+    if (!known(lazy_filters, name)) return filter_now(st, at, name, v, a, out);
+    if (filter_now(st, at, name, v, a, out)) return true;
+    jlist *l = jlist_new(st->mem, 0);
+    if (!l) return false;
+    const char *e = owl_last_error();
+    jstr *msg = jstr_new(st->mem, e, strlen(e));
+    if (!msg) return false;
+    l->poison = msg->s;
+    *out = iter_of(l);
+    return true;
+}
+
+static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, const jargs *a, jval *out) {
     jval x[4];
     jstr *s;
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
@@ -420,9 +443,8 @@ bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const j
         !strcmp(name, "capitalize") || !strcmp(name, "title") || !strcmp(name, "e") || !strcmp(name, "escape")) {
         if (!jinja_bind(at, name, a, NULL, 0, 0, NULL, x)) return false;
         if (name[0] == 'e') return html_escape(st, v, out);
-        if (!strcmp(name, "safe")) { *out = v; return true; }
+        if (!strcmp(name, "safe") || !strcmp(name, "string")) return to_str_val(st, v, out);
         if (!jv_to_str(st->mem, v, &s)) return false;
-        if (!strcmp(name, "string")) return to_str_val(st, v, out);
         int mode = name[0] == 'l' ? 0 : name[0] == 'u' ? 1 : name[0] == 'c' ? 2 : 4;
         return jinja_str_case(st->mem, s, mode, out);
     }
@@ -450,6 +472,7 @@ bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const j
         case JV_STR: *out = jv_int((int64_t)ju_count(v.u.s->s, v.u.s->len)); return true;
         case JV_LIST:
             if (v.tuple == ITER) return jerr(at, "object of type 'generator' has no len()");
+            if (v.u.l->poison) return jerr(at, "%s", v.u.l->poison);
             *out = jv_int((int64_t)v.u.l->n);
             return true;
         case JV_DICT: *out = jv_int((int64_t)v.u.d->n); return true;
@@ -544,6 +567,9 @@ bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const j
         *out = v.t == JV_LIST && v.tuple == ITER ? jv_list(l) : iter_of(l);
         return true;
     }
+    if ((!strcmp(name, "int") || !strcmp(name, "float") || !strcmp(name, "round") || !strcmp(name, "abs")) &&
+        v.t == JV_UNDEF)
+        return jerr(at, "%s", v.u.hint ? v.u.hint : "value is undefined");
     if (!strcmp(name, "int")) {
         static const char *const p[] = {"default", "base"};
         jval defs[2] = {jv_int(0), jv_int(10)};
@@ -714,7 +740,7 @@ bool jinja_test(jstate *st, const jnode *at, const char *name, jval v, const jar
     else if (!strcmp(name, "mapping")) *out = v.t == JV_DICT;
     else if (!strcmp(name, "iterable")) *out = v.t == JV_STR || v.t == JV_LIST || v.t == JV_DICT || v.t == JV_UNDEF;
     else if (!strcmp(name, "sequence"))
-        *out = v.t == JV_STR || (v.t == JV_LIST && v.tuple != ITER) || v.t == JV_DICT || v.t == JV_UNDEF;
+        *out = v.t == JV_STR || (v.t == JV_LIST && v.tuple < ITER) || v.t == JV_DICT || v.t == JV_UNDEF;
     else if (!strcmp(name, "callable")) *out = v.t == JV_MACRO || v.t == JV_FUNC || v.t == JV_METHOD;
     else if (!strcmp(name, "escaped")) *out = false;
     else if (!strcmp(name, "odd") || !strcmp(name, "even")) {

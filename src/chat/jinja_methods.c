@@ -118,8 +118,8 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out) {
             *out = *v;
             return true;
         }
-    } else if (obj.t == JV_LIST && obj.tuple == 2) {
-        *out = jv_undef("'generator' object is not subscriptable");
+    } else if (obj.t == JV_LIST && obj.tuple >= 2) {
+        *out = jv_undef("the object is not subscriptable");
         return true;
     } else if ((obj.t == JV_LIST || obj.t == JV_STR) && (key.t == JV_INT || key.t == JV_BOOL)) {
         int64_t i = key.t == JV_BOOL ? key.u.b : key.u.i;
@@ -153,7 +153,10 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out) {
 
 bool jinja_iter(jstate *st, const jnode *at, jval v, jlist **out) {
     switch (v.t) {
-    case JV_LIST: *out = v.u.l; return true;
+    case JV_LIST:
+        if (v.u.l->poison) return jerr(at, "%s", v.u.l->poison);
+        *out = v.u.l;
+        return true;
     case JV_UNDEF: *out = jlist_new(st->mem, 0); return *out != NULL;
     case JV_DICT: {
         jlist *l = jlist_new(st->mem, v.u.d->n);
@@ -593,6 +596,7 @@ bool jinja_call_method(jstate *st, const jnode *at, jmethod *bm, const jargs *a,
             }
         }
         *out = jv_list(l);
+        out->tuple = name[0] == 'k' ? 3 : name[0] == 'v' ? 4 : 5;
         return true;
     }
     if (self.t == JV_LIST) {

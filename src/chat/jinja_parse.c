@@ -301,8 +301,10 @@ static owl_status parse_subscript(parser *P, jnode *obj, jnode **out) {
         TRY(parse_expr(P, true, &parts[np]));
     }
     adv(P);
+    if (!slice && !parts[0]) { /* x[] is x[()] in jinja2 */
+        NEW(parts[0], N_TUPLE, t);
+    }
     if (!slice) {
-        if (!parts[0]) return perr(t, "empty subscript");
         NEW(n, N_GETITEM, t);
         n->a = obj;
         n->b = parts[0];

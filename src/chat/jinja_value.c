@@ -201,7 +201,7 @@ bool jv_equal(jval a, jval b) {
     case JV_UNDEF: case JV_NONE: return true;
     case JV_STR: return a.u.s->len == b.u.s->len && memcmp(a.u.s->s, b.u.s->s, a.u.s->len) == 0;
     case JV_LIST:
-        if (a.tuple == 2 || b.tuple == 2) return a.u.l == b.u.l;
+        if (a.tuple >= 2 || b.tuple >= 2) return a.u.l == b.u.l && a.tuple == b.tuple;
         if (a.tuple != b.tuple || a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!jv_equal(a.u.l->v[i], b.u.l->v[i])) return false;
@@ -225,7 +225,8 @@ const char *jv_type_name(jval v) {
     static const char *names[] = {"Undefined", "NoneType", "bool", "int", "float", "str", "list",
                                   "dict", "Namespace", "LoopContext", "Macro", "function",
                                   "builtin_function_or_method"};
-    if (v.t == JV_LIST && v.tuple) return v.tuple == 2 ? "generator" : "tuple";
+    static const char *seq_names[] = {"list", "tuple", "generator", "dict_keys", "dict_values", "dict_items"};
+    if (v.t == JV_LIST && v.tuple < 6) return seq_names[v.tuple];
     return v.t < sizeof names / sizeof *names ? names[v.t] : "object";
 }
 
@@ -418,6 +419,12 @@ static bool write_str_repr(jbuf *b, const jstr *s) {
 
 static bool write_seq(jbuf *b, jval v) {
     const jlist *l = v.u.l;
+    if (v.tuple >= 3) { /* dict_items([...]) */
+        const char *name = jv_type_name(v);
+        jval inner = v;
+        inner.tuple = 0;
+        return jbuf_add(b, name, strlen(name)) && jbuf_addc(b, '(') && write_seq(b, inner) && jbuf_addc(b, ')');
+    }
     if (!jbuf_addc(b, v.tuple ? '(' : '[')) return false;
     for (size_t i = 0; i < l->n; i++) {
         if (i && !jbuf_add(b, ", ", 2)) return false;
@@ -577,8 +584,8 @@ static bool json_value(jbuf *b, jval v, const json_opts *o, int level) {
     case JV_STR: return jdump_string(b, v.u.s->s, v.u.s->len, o->ensure_ascii);
     case JV_LIST: {
         const jlist *l = v.u.l;
-        if (v.tuple == 2) {
-            owl_errorf(OWL_ERR_FORMAT, "tojson: Object of type generator is not JSON serializable");
+        if (v.tuple >= 2) {
+            owl_errorf(OWL_ERR_FORMAT, "tojson: Object of type %s is not JSON serializable", jv_type_name(v));
             return false;
         }
         if (l->n == 0) return jbuf_add(b, "[]", 2);
