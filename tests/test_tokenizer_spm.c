@@ -460,11 +460,76 @@ static void test_bad_model(void) {
     CHECK(owl_tokenizer_load("/nonexistent/tokenizer.model", &tok) == OWL_ERR_IO && tok == NULL);
 }
 
+/* owl_tokenizer_load decides the kind of file from its bytes. */
+static void test_load_dispatch(void) {
+    owl_tokenizer *g = NULL, *b = NULL, *j = NULL;
+    owl_status s = owl_tokenizer_load(testdata_path("models/stories260K.gguf"), &g);
+    CHECKF(s == OWL_OK && g && owl_token_count(g) == 512, "GGUF: %s", owl_last_error());
+    s = owl_tokenizer_load(testdata_path("tokenizers/tinystories512/tok512.bin"), &b);
+    CHECKF(s == OWL_OK && b, "tok512.bin: %s", owl_last_error());
+    const char *t = "Lily and Ben went to the park. \xe2\x9c\xa8";
+    if (g && b) {
+        int32_t *ia = NULL, *ib = NULL;
+        size_t na = 0, nb = 0;
+        CHECK(owl_tokenize(g, t, strlen(t), true, false, &ia, &na) == OWL_OK);
+        CHECK(owl_tokenize(b, t, strlen(t), true, false, &ib, &nb) == OWL_OK);
+        CHECK(na == nb && na > 3 && memcmp(ia, ib, na * sizeof *ia) == 0);
+        free(ia);
+        free(ib);
+    }
+    /* a byte-level BPE tokenizer.json: streamed decode equals the whole decode */
+    s = owl_tokenizer_load(testdata_path("tokenizers/llama3/tokenizer.json"), &j);
+    CHECKF(s == OWL_OK && j && j->kind == OWL_TOK_BPE && owl_token_count(j) > 128000, "llama3: %s",
+           owl_last_error());
+    if (j) {
+        const char *u = "Hello \xf0\x9f\xa6\x89 w\xc3\xb6rld \xe6\x97\xa5\xe6\x9c\xac!";
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK(owl_tokenize(j, u, strlen(u), false, false, &ids, &n) == OWL_OK && n > 3);
+        char *whole = NULL;
+        CHECK(owl_detokenize(j, ids, n, &whole) == OWL_OK && whole && strcmp(whole, u) == 0);
+        owl_detok *d = NULL;
+        CHECK(owl_detok_new(j, &d) == OWL_OK);
+        char acc[256] = "";
+        size_t al = 0;
+        for (size_t i = 0; d && i <= n; i++) {
+            size_t len = 0;
+            const char *o = i < n ? owl_detok_push(d, ids[i], &len) : owl_detok_flush(d, &len);
+            CHECK(o != NULL);
+            if (o && al + len < sizeof acc) {
+                memcpy(acc + al, o, len);
+                al += len;
+            }
+        }
+        acc[al] = 0;
+        CHECKF(strcmp(acc, u) == 0, "streamed [%s]", acc);
+        owl_detok_free(d);
+        free(whole);
+        free(ids);
+    }
+    owl_tokenizer_free(g);
+    owl_tokenizer_free(b);
+    owl_tokenizer_free(j);
+    /* something else */
+    const char *dir = test_tmpdir("tokenizer_spm_junk");
+    char *junk = path_join(dir, "junk.dat");
+    FILE *f = fopen(junk, "wb");
+    if (f) {
+        fputs("\x7f\x45\x4c\x46 not a tokenizer", f);
+        fclose(f);
+    }
+    owl_tokenizer *x = NULL;
+    s = owl_tokenizer_load(junk, &x);
+    CHECKF(s == OWL_ERR_FORMAT && x == NULL && strstr(owl_last_error(), "junk.dat"), "%s", owl_last_error());
+    free(junk);
+}
+
 int main(void) {
     test_llama2();
     test_trained();
     test_stories();
     test_streaming();
     test_bad_model();
+    test_load_dispatch();
     return test_finish("test_tokenizer_spm");
 }
