@@ -310,18 +310,22 @@ owl_status owl_bpe_token_bytes(const owl_tokenizer *tok, int32_t id, char *buf, 
     size_t n = 0;
     /* byte-level added tokens are text as written; SentencePiece-style ones go through the decoder too */
     bool raw = !b || (b->dec_byte_level && b->is_added && b->is_added[id]);
-    if (!raw && b->dec_byte_fallback && b->fallback_ids[0] >= 0 && tok->vocab.types[id] == OWL_TOKTYPE_BYTE &&
-        p.len == 6) {
-        for (int i = 0; i < 256; i++)
-            if (b->fallback_ids[i] == id) {
-                if (cap < 1) {
-                    *len = 1;
-                    return OWL_ERR_RANGE;
-                }
-                buf[0] = (char)i;
-                *len = 1;
-                return OWL_OK;
-            }
+    if (!raw && b->dec_byte_fallback && tok->vocab.types[id] == OWL_TOKTYPE_BYTE && p.len == 6 && s[0] == '<' &&
+        s[1] == '0' && s[2] == 'x' && s[5] == '>') { /* <0xXX> */
+        int v = 0;
+        bool ok = true;
+        for (int k = 3; k < 5; k++) {
+            int c = s[k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) ok = false;
+            v = v * 16 + d;
+        }
+        if (ok) {
+            *len = 1;
+            if (cap < 1) return OWL_ERR_RANGE;
+            buf[0] = (char)v;
+            return OWL_OK;
+        }
     }
     for (size_t i = 0; i < p.len;) {
         size_t l, tl;
