@@ -374,6 +374,8 @@ static void check_wp(void) {
 
 int main(void) {
     tmp = test_tmpdir("test_forward");
+    /* two threads for the first models (the parallel paths), then one: the
+     * test machine is shared, and idle OpenMP threads spin */
     owl_set_threads(2);
 
     const char *common = "--layers 2 --ctx 128 --seed";
@@ -383,6 +385,7 @@ int main(void) {
     check_model(name, args, tol, nh, nkv, tied)
     MODEL("f32_llama_mha_untied", 1e-4, 4, 4, false, "%d --dtype f32 --arch llama --dim 64 --heads 4 --ffn 96 --vocab 300", 11);
     MODEL("f32_qwen2_gqa_tied", 1e-4, 8, 2, true, "%d --dtype f32 --arch qwen2 --dim 128 --heads 8 --kv-heads 2 --ffn 160 --vocab 320 --tied", 12);
+    owl_set_threads(1);
     MODEL("f16_llama_gqa_tied", 1e-2, 4, 1, true, "%d --dtype f16 --arch llama --dim 64 --heads 4 --kv-heads 1 --ffn 96 --vocab 300 --tied --rope-freqs", 13);
     MODEL("f16_qwen2_mha_untied", 1e-2, 6, 6, false, "%d --dtype f16 --norm-dtype f16 --arch qwen2 --dim 96 --heads 6 --ffn 128 --vocab 400", 14);
     MODEL("bf16_llama_gqa_untied", 1e-2, 8, 4, false, "%d --dtype bf16 --norm-dtype bf16 --arch llama --dim 128 --heads 8 --kv-heads 4 --ffn 192 --vocab 512 --rope-base 50000 --rope-linear 4", 15);
