@@ -307,6 +307,28 @@ static void test_trained(void) {
     }
 }
 
+/* The Llama 2 model with every 7th multi-character piece marked UNUSED:
+ * sentencepiece still merges through them, then splits them back into the
+ * two parts they were made of. */
+static void test_unused(void) {
+    const char *dir = test_tmpdir("tokenizer_spm_unused");
+    char *model = path_join(dir, "unused.model");
+    int st = run_cmd("'%s' '%s' unused '%s' '%s' 7", test_python(), source_path("tests/reference/spm_ref.py"),
+                     testdata_path("tokenizers/llama2/tokenizer.model"), model);
+    CHECKF(st == 0, "marking pieces unused failed (status %d)", st);
+    owl_tokenizer *tok = NULL;
+    if (st == 0) {
+        owl_status s = owl_tokenizer_load(model, &tok);
+        CHECKF(s == OWL_OK, "%s: %s", model, owl_last_error());
+    }
+    if (tok) {
+        CHECK(tok->has_unused);
+        test_differential(tok, model, "llama2-unused", true);
+    }
+    owl_tokenizer_free(tok);
+    free(model);
+}
+
 static void test_stories(void) {
     owl_tokenizer *tok = NULL;
     owl_status s = owl_tokenizer_load(testdata_path("tokenizers/tinystories512/tok512.bin"), &tok);
@@ -527,6 +549,7 @@ static void test_load_dispatch(void) {
 int main(void) {
     test_llama2();
     test_trained();
+    test_unused();
     test_stories();
     test_streaming();
     test_bad_model();

@@ -11,7 +11,11 @@ usage: spm_ref.py train TEXTFILE PREFIX VARIANT
 trains a small BPE model PREFIX.model on the first 200 kB of TEXTFILE with
 sentencepiece's trainer (identity normalization). VARIANT "unk": no byte
 fallback, user-defined and control symbols, extra whitespace removed;
-VARIANT "bytes": byte fallback, no dummy prefix, whitespace kept."""
+VARIANT "bytes": byte fallback, no dummy prefix, whitespace kept.
+
+usage: spm_ref.py unused MODEL OUT EVERY
+rewrites MODEL with every EVERY-th normal piece of two or more characters
+marked UNUSED (sentencepiece merges them, then splits them back)."""
 import random
 import sys
 
@@ -69,7 +73,76 @@ def train(textfile, prefix, variant):
     spm.SentencePieceTrainer.train(**opts)
 
 
+def varint(b, i):
+    r = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return r, i
+
+
+def put_varint(v):
+    out = bytearray()
+    while True:
+        c = v & 0x7F
+        v >>= 7
+        out.append(c | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def fields(b):
+    """(number, wire type, raw bytes of the whole field, payload) of a message."""
+    i = 0
+    while i < len(b):
+        start = i
+        key, i = varint(b, i)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = varint(b, i)
+            payload = v
+        elif wire == 2:
+            n, i = varint(b, i)
+            payload = b[i:i + n]
+            i += n
+        elif wire == 5:
+            payload = b[i:i + 4]
+            i += 4
+        elif wire == 1:
+            payload = b[i:i + 8]
+            i += 8
+        else:
+            raise ValueError("wire type %d" % wire)
+        yield num, wire, b[start:i], payload
+
+
+def mark_unused(model, out, every):
+    with open(model, "rb") as f:
+        data = f.read()
+    res = bytearray()
+    k = 0
+    for num, wire, raw, payload in fields(data):
+        if num == 1 and wire == 2:
+            sub = list(fields(payload))
+            piece = [p for n, w, r, p in sub if n == 1][0].decode("utf-8", "replace")
+            types = [p for n, w, r, p in sub if n == 3]
+            if (not types or types[0] == 1) and len(piece) >= 2:
+                k += 1
+                if k % every == 0:
+                    body = b"".join(r for n, w, r, p in sub if n != 3) + b"\x18\x05"
+                    raw = b"\x0a" + put_varint(len(body)) + body
+        res += raw
+    with open(out, "wb") as f:
+        f.write(res)
+
+
 def main():
+    if sys.argv[1] == "unused":
+        mark_unused(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     if sys.argv[1] == "train":
         train(sys.argv[2], sys.argv[3], sys.argv[4])
         return
