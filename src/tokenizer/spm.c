@@ -190,8 +190,9 @@ static size_t utf8_char(const uint8_t *s, size_t n) {
     return (size_t)len;
 }
 
-/* The longest user-defined piece at s, 0 if none. */
-static size_t user_defined_at(const owl_tokenizer *tok, const char *s, size_t n) {
+/* The longest user-defined piece at s, 0 if none. first: which bytes start one. */
+static size_t user_defined_at(const owl_tokenizer *tok, const bool *first, const char *s, size_t n) {
+    if (!first[(uint8_t)s[0]]) return 0;
     for (int k = 0; k < tok->n_specials; k++) {
         int32_t id = tok->specials[k];
         if (tok->vocab.types[id] != OWL_TOKTYPE_USER_DEFINED) continue;
@@ -322,11 +323,16 @@ owl_status owl_spm_encode_stretch(const owl_tokenizer *tok, const char *text, si
         goto done;
     }
     /* Split into characters (and whole user-defined pieces). */
+    bool first[256] = {false};
+    for (int k = 0; k < tok->n_specials && tok->n_user_defined > 0; k++) {
+        owl_str p = tok->vocab.pieces[tok->specials[k]];
+        if (tok->vocab.types[tok->specials[k]] == OWL_TOKTYPE_USER_DEFINED && p.len > 0) first[(uint8_t)p.ptr[0]] = true;
+    }
     const uint8_t *u = (const uint8_t *)norm;
     for (size_t i = 0; i < n;) {
         size_t clen = 0;
         uint8_t fixed = 0;
-        if (tok->n_user_defined > 0 && (clen = user_defined_at(tok, norm + i, n - i)) > 0) fixed = 1;
+        if (tok->n_user_defined > 0 && (clen = user_defined_at(tok, first, norm + i, n - i)) > 0) fixed = 1;
         if (clen == 0) {
             clen = utf8_char(u + i, n - i);
             if (clen == 0) {
