@@ -146,6 +146,11 @@ int main(void) {
     expect_error(ok_src, strlen(ok_src), dj, NULL, NULL);
     free(dj);
     free(deep_json);
+    /* template sources must be UTF-8 (jinja2 works on str) */
+    expect_error("ok \xff{{ x }}", 9, NULL, "invalid UTF-8 at byte 3", NULL);
+    expect_error("{{ '\xc3' }}", 9, NULL, "invalid UTF-8", NULL);
+    expect_error("\xed\xa0\x80", 3, NULL, "invalid UTF-8", NULL); /* a surrogate */
+    expect_error("\xc0\xaf", 2, NULL, "invalid UTF-8", NULL);     /* overlong '/' */
     /* embedded NUL bytes in the source are text, not an end */
     {
         owl_template *t;

@@ -19,6 +19,9 @@ owl_status owl_template_parse(const char *src, size_t len, owl_template **out) {
     if (len > OWL_TEMPLATE_MAX_SOURCE)
         return owl_errorf(OWL_ERR_RANGE, "template: source of %zu bytes is over the limit of %u", len,
                           OWL_TEMPLATE_MAX_SOURCE);
+    size_t bad;
+    if (!ju_valid(src, len, &bad))
+        return owl_errorf(OWL_ERR_FORMAT, "template: invalid UTF-8 at byte %zu (0x%02x)", bad, (unsigned char)src[bad]);
     owl_template *t = calloc(1, sizeof *t);
     if (!t) return owl_errorf(OWL_ERR_NOMEM, "template: out of memory");
     /* jinja2 reads "\r\n" and "\r" as "\n" and drops one trailing newline */

@@ -113,6 +113,9 @@ size_t ju_offset(const char *s, size_t n, size_t cp);   /* byte offset of code p
 uint32_t ju_decode(const char *s, size_t n, size_t *adv); /* one code point */
 size_t ju_encode(uint32_t cp, char out[4]);
 bool ju_isspace(uint32_t cp); /* Python str.isspace */
+/* Whether s is valid UTF-8 (no overlongs, surrogates or values past
+ * U+10FFFF); *bad gets the offset of the first bad byte. */
+bool ju_valid(const char *s, size_t n, size_t *bad);
 
 /* ---- tokens ---- */
 typedef enum {
