@@ -208,6 +208,23 @@ static void check_public(const owl_tokenizer *tok, bool expect_bos) {
 
 /* Cutting SentencePiece-style text before '▁' (cut_at_space) must not
  * change a single id: compare with the uncut encoding on real text. */
+static void check_cache_same(owl_tokenizer *tok, const char *what) {
+    size_t n = 0;
+    char *text = slurp(testdata_path("text/war-and-peace.txt"), &n);
+    CHECK(text != NULL);
+    if (!text) return;
+    if (n > 200000) n = 200000;
+    while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) n--;
+    owl_ids a = encode(tok, text, n, false);
+    tok->bpe->no_cache = true;
+    owl_ids b = encode(tok, text, n, false);
+    tok->bpe->no_cache = false;
+    CHECKF(a.n == b.n && a.n > 0 && memcmp(a.v, b.v, a.n * sizeof *a.v) == 0, "%s: cached %zu ids, uncached %zu", what, a.n, b.n);
+    free(a.v);
+    free(b.v);
+    free(text);
+}
+
 static void check_cut_same(owl_tokenizer *tok, const char *what) {
     size_t n = 0;
     char *text = slurp(testdata_path("text/war-and-peace.txt"), &n);
@@ -233,6 +250,7 @@ static void test_llama3(void) {
     CHECK(tok->vocab.n == 128256);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", true);
     check_roundtrips(tok, "llama3");
+    check_cache_same(tok, "llama3");
     CHECK(tok->bos == 128000);
     CHECK(tok->eos == 128001);
     CHECK(!tok->add_bos); /* ByteLevel post-processor, no add_bos_token in the config */
@@ -632,6 +650,18 @@ static void test_bad_input(void) {
         CHECK(ids_eq(encode(tok, "abcab", 5, false), w1, 3));
         owl_bpe_tokenizer_destroy(tok);
     }
+
+    /* the GPT-2 byte alphabet: a bijection; space is U+0120 (Ġ), newline U+010A (Ċ), 0xAD U+0143 */
+    bool seen[324] = {0};
+    int alpha_bad = 0;
+    for (int i = 0; i < 256; i++) {
+        uint32_t cp = owl_bpe_byte_char((uint8_t)i);
+        if (cp >= 324 || seen[cp] || owl_bpe_char_byte(cp) != i) alpha_bad++;
+        else seen[cp] = true;
+    }
+    CHECK(alpha_bad == 0);
+    CHECK(owl_bpe_byte_char(' ') == 0x120 && owl_bpe_byte_char('\n') == 0x10A && owl_bpe_byte_char(0xAD) == 0x143);
+    CHECK(owl_bpe_byte_char('A') == 'A' && owl_bpe_char_byte(0x41) == 0x41 && owl_bpe_char_byte(0x20) == -1);
 
     /* every GGUF pre-tokenizer name we map compiles; unknown names are NULL */
     const char *names[] = {"default", "gpt-2", "llama-bpe", "llama3", "smaug-bpe", "qwen2", "deepseek-v3", "starcoder",

@@ -13,21 +13,21 @@ static bool byte_printable(unsigned b) {
     return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
 }
 
+/* The 68 others: 0..32 (33), 127..160 (34), 173 (1). */
 uint32_t owl_bpe_byte_char(uint8_t b) {
     if (byte_printable(b)) return b;
-    uint32_t k = 0;
-    for (unsigned c = 0; c < b; c++)
-        if (!byte_printable(c)) k++;
-    return 256 + k;
+    if (b <= 32) return 256u + b;
+    if (b <= 160) return 256u + 33 + (b - 127u);
+    return 256u + 67; /* 173 */
 }
 
 int owl_bpe_char_byte(uint32_t cp) {
     if (cp < 256) return byte_printable(cp) ? (int)cp : -1;
     if (cp >= 256 + 68) return -1;
     uint32_t k = cp - 256;
-    for (unsigned c = 0; c < 256; c++)
-        if (!byte_printable(c) && k-- == 0) return (int)c;
-    return -1;
+    if (k < 33) return (int)k;
+    if (k < 67) return (int)(127 + k - 33);
+    return 173;
 }
 
 size_t owl_utf8_put(uint32_t cp, char *out) {

@@ -152,6 +152,8 @@ struct owl_bpe {
     uint32_t cut_block[16];
     int n_cut_block;
 
+    bool no_cache; /* tests: encode every pre-token (no per-call cache) */
+
     char *chat_template;
     owl_arena arena;
 };

@@ -11,6 +11,14 @@ typedef struct heap_ent {
     int32_t l, r;
 } heap_ent;
 
+/* Per-call cache of short pre-tokens -> their ids (long texts repeat words). */
+#define CACHE_SLOTS 8192
+#define CACHE_MAX_KEY 48
+typedef struct cache_ent {
+    uint32_t key_off, ids_off;
+    uint16_t key_len, ids_n; /* key_len 0: empty slot */
+} cache_ent;
+
 typedef struct scratch {
     int32_t *id, *prev, *next;
     size_t cap;
@@ -18,6 +26,10 @@ typedef struct scratch {
     size_t hn, hcap;
     char *tmp;
     size_t tcap;
+    cache_ent *cache; /* CACHE_SLOTS, NULL until the first use */
+    size_t n_cached;
+    owl_pieces keys;  /* cached keys, one piece each */
+    owl_ids ids;      /* cached ids */
 } scratch;
 
 static void scratch_free(scratch *sc) {
@@ -26,6 +38,9 @@ static void scratch_free(scratch *sc) {
     free(sc->next);
     free(sc->heap);
     free(sc->tmp);
+    free(sc->cache);
+    owl_pieces_free(&sc->keys);
+    free(sc->ids.v);
 }
 
 static owl_status scratch_reserve(scratch *sc, size_t n) {
@@ -188,10 +203,38 @@ static owl_status bpe_word(const owl_tokenizer *tok, const char *s, size_t n, ow
     return OWL_OK;
 }
 
+/* bpe_word through the cache. */
+static owl_status bpe_word_cached(const owl_tokenizer *tok, const char *s, size_t n, owl_ids *out, scratch *sc) {
+    if (n == 0 || n > CACHE_MAX_KEY || tok->bpe->no_cache) return bpe_word(tok, s, n, out, sc);
+    if (!sc->cache && !(sc->cache = calloc(CACHE_SLOTS, sizeof *sc->cache))) return bpe_word(tok, s, n, out, sc);
+    uint32_t h = (uint32_t)owl_hash_bytes(s, n) & (CACHE_SLOTS - 1);
+    for (;; h = (h + 1) & (CACHE_SLOTS - 1)) {
+        const cache_ent *e = &sc->cache[h];
+        if (e->key_len == 0) break;
+        if (e->key_len == n && memcmp(sc->keys.buf + e->key_off, s, n) == 0) {
+            for (uint32_t i = 0; i < e->ids_n; i++) {
+                owl_status st = owl_ids_push(out, sc->ids.v[e->ids_off + i]);
+                if (st) return st;
+            }
+            return OWL_OK;
+        }
+    }
+    size_t before = out->n;
+    owl_status st = bpe_word(tok, s, n, out, sc);
+    if (st || sc->n_cached >= CACHE_SLOTS / 2 || out->n - before > 0xFFFF || sc->ids.n > 0x7FFFFFFF) return st;
+    size_t key_off = sc->keys.blen, ids_off = sc->ids.n;
+    if (owl_pieces_add(&sc->keys, s, n)) return OWL_OK; /* no memory for the cache: fine */
+    for (size_t i = before; i < out->n; i++)
+        if (owl_ids_push(&sc->ids, out->v[i])) return OWL_OK;
+    sc->cache[h] = (cache_ent){(uint32_t)key_off, (uint32_t)ids_off, (uint16_t)n, (uint16_t)(out->n - before)};
+    sc->n_cached++;
+    return OWL_OK;
+}
+
 /* One pre-token, cut first where no merge can cross (cut_at_space). */
 static owl_status bpe_word_cut(const owl_tokenizer *tok, const char *s, size_t n, owl_ids *out, scratch *sc) {
     const struct owl_bpe *b = tok->bpe;
-    if (!b->cut_at_space) return bpe_word(tok, s, n, out, sc);
+    if (!b->cut_at_space) return bpe_word_cached(tok, s, n, out, sc);
     const char *sp = b->dec_space;
     size_t sl = b->dec_space_len, start = 0;
     owl_status st;
@@ -203,10 +246,10 @@ static owl_status bpe_word_cut(const owl_tokenizer *tok, const char *s, size_t n
         bool blocked = false;
         for (int k = 0; k < b->n_cut_block; k++) blocked |= b->cut_block[k] == cp;
         if (blocked || i <= start) continue;
-        if ((st = bpe_word(tok, s + start, i - start, out, sc))) return st;
+        if ((st = bpe_word_cached(tok, s + start, i - start, out, sc))) return st;
         start = i;
     }
-    return bpe_word(tok, s + start, n - start, out, sc);
+    return bpe_word_cached(tok, s + start, n - start, out, sc);
 }
 
 /* A stretch without added tokens: normalizer, pre-tokenizer, model. */
