@@ -27,7 +27,8 @@
 #define PR 32               /* weight rows per panel (two A tiles) */
 #define PT 32               /* tokens per pair of B tiles */
 #define KB 4                /* 32-wide k chunks per k block (A tiles stay in L1) */
-#define X_BUDGET (1u << 20) /* bytes of packed tokens per chunk (kept in L2) */
+#define X_BUDGET (1u << 20) /* bytes of packed tokens per k block (kept in L2) */
+#define MAX_CHUNK 512       /* tokens per chunk (weights are converted once per chunk) */
 
 typedef struct tilecfg {
     uint8_t palette, start_row;
@@ -54,6 +55,33 @@ TGT static inline __m512i split_bf16(__m512 a, __m512 b, __m512 *lo_a, __m512 *l
     return h;
 }
 
+/* The bf16 of 32 floats in k order (a: k 0..15, b: k 16..31). */
+TGT static inline __m512i to_bf16(__m512 a, __m512 b) { return (__m512i)_mm512_cvtne2ps_pbh(b, a); }
+
+/* 16 x 16 transpose of 32-bit elements: r[i][j] -> r[j][i]. */
+TGT static inline void transpose16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[4q + e], lane L = rows 4q..4q+3 of column 4L + e */
+    for (int e = 0; e < 4; e++) {
+        __m512i v = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), w = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
+        __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), w2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
+        r[e] = _mm512_shuffle_i32x4(v, v2, 0x88);
+        r[8 + e] = _mm512_shuffle_i32x4(v, v2, 0xdd);
+        r[4 + e] = _mm512_shuffle_i32x4(w, w2, 0x88);
+        r[12 + e] = _mm512_shuffle_i32x4(w, w2, 0xdd);
+    }
+}
+
 TGT static inline __m512 load16(owl_dtype t, const void *row, int64_t k, __mmask16 m) {
     if (t == OWL_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + k);
     __m256i v = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k);
@@ -68,52 +96,55 @@ static inline __mmask16 mask_from(int64_t k, int64_t cols) {
     return (__mmask16)((1u << left) - 1);
 }
 
-/* Tokens [t0, t0 + 16) (those < n_tok) of X as B tiles: for each 32-wide k
- * chunk c, tiles hi and lo of 16 rows (k pairs) x 16 tokens x 2 bf16. */
-TGT static void pack_tokens_tile(const float *X, int64_t cols, int n_tok, int t0, int nkc, uint16_t *dst) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(16));
+/* Tokens [t0, t0 + 16) (those < n_tok) of X (row stride ldx, klen columns
+ * from X on) as B tiles: for each 32-wide k chunk c, tiles hi and lo of 16
+ * rows (k pairs) x 16 tokens x 2 bf16. Columns past klen are zero. */
+TGT static void pack_tokens_tile(const float *X, int64_t ldx, int64_t klen, int n_tok, int t0, int nkc, uint16_t *dst) {
     for (int c = 0; c < nkc; c++) {
-        uint32_t *hi = (uint32_t *)(dst + (size_t)c * 2 * 512), *lo = hi + 256;
+        __m512i *hi = (__m512i *)(dst + (size_t)c * 2 * 512), *lo = hi + 16;
         int64_t k = (int64_t)c * 32;
-        __mmask16 m0 = mask_from(k, cols), m1 = mask_from(k + 16, cols);
+        __mmask16 m0 = mask_from(k, klen), m1 = mask_from(k + 16, klen);
+        __m512i h[16], l[16];
         for (int t = 0; t < 16; t++) {
-            __m512i h = _mm512_setzero_si512(), l = h;
+            h[t] = l[t] = _mm512_setzero_si512();
             if (t0 + t < n_tok) {
-                const float *x = X + (size_t)(t0 + t) * cols;
+                const float *x = X + (size_t)(t0 + t) * ldx;
                 __m512 la, lb;
-                h = split_bf16(_mm512_maskz_loadu_ps(m0, x + k), _mm512_maskz_loadu_ps(m1, x + k + 16), &la, &lb);
-                __m512 dummy_a, dummy_b;
-                l = split_bf16(la, lb, &dummy_a, &dummy_b);
+                h[t] = split_bf16(_mm512_maskz_loadu_ps(m0, x + k), _mm512_maskz_loadu_ps(m1, x + k + 16), &la, &lb);
+                l[t] = to_bf16(la, lb);
             }
-            _mm512_i32scatter_epi32(hi + t, idx, h, 4);
-            _mm512_i32scatter_epi32(lo + t, idx, l, 4);
+        }
+        transpose16(h);
+        transpose16(l);
+        for (int i = 0; i < 16; i++) {
+            _mm512_store_si512(hi + i, h[i]);
+            _mm512_store_si512(lo + i, l[i]);
         }
     }
 }
 
-/* Rows [r, r + nr) of W (nr <= PR) as bf16 rows of kp columns: part 0 (wh)
- * and, unless the weights are BF16, part 1 (wl). Missing rows are zero. */
-TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t kp, uint16_t *dst) {
-    const int64_t cols = W->cols;
+/* Rows [r, r + nr) of W (nr <= PR), columns [k0, k0 + kb) (kb a multiple
+ * of 32; columns past W->cols are zero) as bf16 rows of kb: part 0 (wh) and,
+ * unless the weights are BF16, part 1 (wl) PR rows later. Missing rows are
+ * zero. */
+TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k0, int64_t kb, uint16_t *dst) {
+    const int64_t klen = W->cols - k0;
+    const size_t esz = W->dtype == OWL_F32 ? 4 : 2;
     bool two = W->dtype != OWL_BF16;
     for (int i = 0; i < PR; i++) {
-        uint16_t *h = dst + (size_t)i * kp, *l = dst + (size_t)(PR + i) * kp;
+        uint16_t *h = dst + (size_t)i * kb, *l = dst + (size_t)(PR + i) * kb;
         if (i >= nr) {
-            memset(h, 0, (size_t)kp * 2);
-            if (two) memset(l, 0, (size_t)kp * 2);
+            memset(h, 0, (size_t)kb * 2);
+            if (two) memset(l, 0, (size_t)kb * 2);
             continue;
         }
-        const void *row = (const char *)W->data + (size_t)(r + i) * W->row_bytes;
-        for (int64_t k = 0; k < kp; k += 32) {
-            __m512 a = load16(W->dtype, row, k, mask_from(k, cols));
-            __m512 b = load16(W->dtype, row, k + 16, mask_from(k + 16, cols));
+        const void *row = (const char *)W->data + (size_t)(r + i) * W->row_bytes + (size_t)k0 * esz;
+        for (int64_t k = 0; k < kb; k += 32) {
+            __m512 a = load16(W->dtype, row, k, mask_from(k, klen));
+            __m512 b = load16(W->dtype, row, k + 16, mask_from(k + 16, klen));
             __m512 la, lb;
             _mm512_store_si512(h + k, split_bf16(a, b, &la, &lb));
-            if (two) {
-                __m512 d0, d1;
-                _mm512_store_si512(l + k, split_bf16(la, lb, &d0, &d1));
-            }
+            if (two) _mm512_store_si512(l + k, to_bf16(la, lb));
         }
     }
 }
@@ -122,10 +153,10 @@ TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k
 
 /* One panel of 32 rows against npair pairs of token tiles (packed at xp),
  * partial sums in cb ([pair][4 tiles][16][16] floats). */
-TGT static void panel_tiles(const uint16_t *wp, int64_t kp, int nkc, const uint16_t *xp, int npair, float *cb, bool two) {
-    const size_t astride = (size_t)kp * 2;
-    const uint16_t *wh0 = wp, *wh1 = wp + 16 * (size_t)kp;
-    const uint16_t *wl0 = wp + (size_t)PR * kp, *wl1 = wl0 + 16 * (size_t)kp;
+TGT static void panel_tiles(const uint16_t *wh, const uint16_t *wl, size_t astride, int nkc, const uint16_t *xp, int npair,
+                            float *cb, bool two) {
+    const uint16_t *wh0 = wh, *wh1 = (const uint16_t *)((const char *)wh + 16 * astride);
+    const uint16_t *wl0 = wl, *wl1 = two ? (const uint16_t *)((const char *)wl + 16 * astride) : NULL;
     BARRIER();
     for (int c0 = 0; c0 < nkc; c0 += KB) {
         int c1 = c0 + KB < nkc ? c0 + KB : nkc;
@@ -178,6 +209,29 @@ TGT static void panel_tiles(const uint16_t *wp, int64_t kp, int nkc, const uint1
     BARRIER();
 }
 
+/* cb[pair][q = rows/16 * 2 + tokens/16][row 16][token 16] -> y[token][row]
+ * for tokens < ntc and rows < nr; add: y += instead of y =. */
+TGT static void write_back(const float *cb, int npair, int ntc, int nr, float *y, int64_t ldy, bool add) {
+    for (int pr = 0; pr < npair; pr++) {
+        for (int q = 0; q < 4; q++) {
+            const float *tile = cb + ((size_t)pr * 4 + q) * 256;
+            int row0 = (q >> 1) * 16, tok0 = pr * PT + (q & 1) * 16;
+            if (row0 >= nr || tok0 >= ntc) continue;
+            int left = nr - row0;
+            __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) v[i] = _mm512_load_si512(tile + i * 16);
+            transpose16(v);
+            for (int j = 0; j < 16 && tok0 + j < ntc; j++) {
+                float *yj = y + (size_t)(tok0 + j) * ldy + row0;
+                __m512 o = _mm512_castsi512_ps(v[j]);
+                if (add) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, yj));
+                _mm512_mask_storeu_ps(yj, m, o);
+            }
+        }
+    }
+}
+
 TGT static void tile_config(void) {
     tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -193,19 +247,20 @@ TGT static void tile_config(void) {
 TGT static void tile_release(void) { _tile_release(); }
 
 /* Y rows [r0, r1) for all n_tok tokens; false if scratch memory ran out
- * (nothing written then). */
+ * (nothing written then). Each thread packs the token block it needs
+ * itself: more packing, but no barriers, so a thread that the system holds
+ * back delays only its own rows. */
 bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1) {
-    const int64_t cols = W->cols, kp = (cols + 31) / 32 * 32, R = r1 - r0;
-    const int nkc = (int)(kp / 32);
+    const int64_t cols = W->cols, R = r1 - r0;
     bool two = W->dtype != OWL_BF16;
-    /* Token chunk: a multiple of 32 whose packed size fits the budget. */
-    int64_t per_tok = kp * 4;
-    int chunk = (int)(X_BUDGET / (uint64_t)per_tok) / PT * PT;
-    if (chunk < PT) chunk = PT;
-    int need = (n_tok + PT - 1) / PT * PT;
-    if (chunk > need) chunk = need;
-    uint16_t *xp = owl_kernel_scratch(OWL_SCRATCH_AMX_X, (size_t)chunk * (size_t)per_tok);
-    if (!xp) return false;
+    /* Token chunk up to MAX_CHUNK, then a k block whose packed tokens fit the
+     * budget (a multiple of 32 columns, at least 128). */
+    int chunk = (n_tok + PT - 1) / PT * PT;
+    if (chunk > MAX_CHUNK) chunk = MAX_CHUNK;
+    int64_t kblk = (int64_t)(X_BUDGET / (4u * (unsigned)chunk)) / 32 * 32;
+    if (kblk < 128) kblk = 128;
+    int64_t kp = (cols + 31) / 32 * 32;
+    if (kblk > kp) kblk = kp;
     int64_t panels = (R + PR - 1) / PR;
     int nt = owl_threads();
     if (nt > panels) nt = (int)panels;
@@ -214,36 +269,39 @@ bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
         int64_t p0 = panels * tid / nth, p1 = panels * (tid + 1) / nth;
-        uint16_t *wp = owl_kernel_scratch(OWL_SCRATCH_AMX_W, (size_t)2 * PR * (size_t)kp * 2);
+        uint16_t *xp = owl_kernel_scratch(OWL_SCRATCH_AMX_X, (size_t)chunk * (size_t)kblk * 4);
+        uint16_t *wp = owl_kernel_scratch(OWL_SCRATCH_AMX_W, (size_t)2 * PR * (size_t)kblk * 2);
         float *cb = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)chunk * PR);
-        bool mine = wp && cb;
-        if (mine) tile_config();
-        for (int t0 = 0; t0 < n_tok; t0 += chunk) {
-            int ntc = n_tok - t0 < chunk ? n_tok - t0 : chunk;
-            int ntiles = (ntc + PT - 1) / PT * 2;
-#pragma omp for schedule(static)
-            for (int tt = 0; tt < ntiles; tt++)
-                pack_tokens_tile(X + (size_t)t0 * cols, cols, ntc, tt * 16, nkc, xp + (size_t)tt * nkc * 1024);
-            for (int64_t p = p0; mine && p < p1; p++) {
-                int64_t r = r0 + p * PR;
-                int nr = r1 - r < PR ? (int)(r1 - r) : PR;
-                pack_weight_panel(W, r, nr, kp, wp);
-                panel_tiles(wp, kp, nkc, xp, ntiles / 2, cb, two);
-                /* cb[pair][rt * 2 + tt][row 16][token 16] -> Y[token][row] */
-                for (int pr = 0; pr < ntiles / 2; pr++) {
-                    for (int q = 0; q < 4; q++) {
-                        const float *tile = cb + ((size_t)pr * 4 + q) * 256;
-                        int row0 = (q >> 1) * 16, tok0 = pr * PT + (q & 1) * 16;
-                        for (int j = 0; j < 16 && tok0 + j < ntc; j++) {
-                            float *y = Y + (size_t)(t0 + tok0 + j) * W->rows + r + row0;
-                            for (int i = 0; i < 16 && row0 + i < nr; i++) y[i] = tile[i * 16 + j];
+        bool mine = xp && wp && cb;
+        if (mine && p0 < p1) {
+            tile_config();
+            for (int t0 = 0; t0 < n_tok; t0 += chunk) {
+                int ntc = n_tok - t0 < chunk ? n_tok - t0 : chunk;
+                int ntiles = (ntc + PT - 1) / PT * 2;
+                for (int64_t k0 = 0; k0 < cols; k0 += kblk) {
+                    int64_t klen = cols - k0 < kblk ? cols - k0 : kblk;
+                    int nkc = (int)((klen + 31) / 32);
+                    int64_t kb = (int64_t)nkc * 32;
+                    for (int tt = 0; tt < ntiles; tt++)
+                        pack_tokens_tile(X + (size_t)t0 * cols + k0, cols, klen, ntc, tt * 16, nkc,
+                                         xp + (size_t)tt * nkc * 1024);
+                    for (int64_t p = p0; p < p1; p++) {
+                        int64_t r = r0 + p * PR;
+                        int nr = r1 - r < PR ? (int)(r1 - r) : PR;
+                        if (!two && nr == PR && cols % 32 == 0) {
+                            /* BF16 rows are A tiles as they are */
+                            const char *a = (const char *)W->data + (size_t)r * W->row_bytes + (size_t)k0 * 2;
+                            panel_tiles((const uint16_t *)a, NULL, W->row_bytes, nkc, xp, ntiles / 2, cb, false);
+                        } else {
+                            pack_weight_panel(W, r, nr, k0, kb, wp);
+                            panel_tiles(wp, wp + (size_t)PR * kb, (size_t)kb * 2, nkc, xp, ntiles / 2, cb, two);
                         }
+                        write_back(cb, ntiles / 2, ntc, nr, Y + (size_t)t0 * W->rows + r, W->rows, k0 > 0);
                     }
                 }
             }
-#pragma omp barrier
+            tile_release();
         }
-        if (mine) tile_release();
         ok = mine;
     }
     return ok;
