@@ -482,6 +482,71 @@ static void test_bad_model(void) {
     CHECK(owl_tokenizer_load("/nonexistent/tokenizer.model", &tok) == OWL_ERR_IO && tok == NULL);
 }
 
+/* Hostile metadata for owl_tokenizer_from_meta: each a clear error. */
+static void test_bad_meta(void) {
+    static const char *names[] = {"<unk>", "<s>", "</s>", "a", "b"};
+    owl_str pieces[5];
+    for (int i = 0; i < 5; i++) pieces[i] = (owl_str){names[i], strlen(names[i])};
+    float scores[5] = {0, 0, 0, -1, -2};
+    int32_t types[5] = {2, 3, 3, 1, 1};
+    for (int c = 0; c < 9; c++) {
+        owl_meta m;
+        memset(&m, 0, sizeof m);
+        const char *model = c == 0 ? "unigram" : "llama";
+        owl_meta_set_str(&m, "tokenizer.ggml.model", model, strlen(model));
+        if (c != 1) owl_meta_set_str_arr(&m, "tokenizer.ggml.tokens", pieces, c == 2 ? 0 : 5);
+        else owl_meta_set_u32(&m, "tokenizer.ggml.tokens", 5);
+        owl_meta_set_arr(&m, "tokenizer.ggml.scores", OWL_META_F32, scores, c == 3 ? 4 : 5);
+        int32_t t2[5];
+        memcpy(t2, types, sizeof t2);
+        if (c == 4) t2[3] = 9;
+        owl_meta_set_arr(&m, "tokenizer.ggml.token_type", c == 5 ? OWL_META_F32 : OWL_META_I32, t2, 5);
+        if (c == 6) owl_meta_set_u32(&m, "tokenizer.ggml.bos_token_id", 5);
+        if (c == 7) owl_meta_set_str(&m, "tokenizer.ggml.eos_token_id", "2", 1);
+        if (c == 8) {
+            static const owl_str bad_byte = {"<0xZZ>", 6};
+            owl_str p2[5];
+            memcpy(p2, pieces, sizeof p2);
+            p2[4] = bad_byte;
+            t2[4] = 6;
+            owl_meta_set_str_arr(&m, "tokenizer.ggml.tokens", p2, 5);
+            owl_meta_set_arr(&m, "tokenizer.ggml.token_type", OWL_META_I32, t2, 5);
+        }
+        owl_tokenizer *tok = NULL;
+        owl_status s = owl_tokenizer_from_meta(&m, &tok);
+        CHECKF(s != OWL_OK && tok == NULL && strstr(owl_last_error(), "tokenizer"), "bad meta %d: status %d [%s]", c,
+               s, owl_last_error());
+        fprintf(stderr, "  ok, bad meta %d rejected: %s\n", c, owl_last_error());
+        owl_tokenizer_free(tok);
+        owl_meta_free(&m);
+    }
+    /* tok512.bin cut at every length: an error or (at a token boundary) fewer tokens, never a crash */
+    size_t len = 0;
+    char *data = read_all(testdata_path("tokenizers/tinystories512/tok512.bin"), &len);
+    CHECK(data != NULL);
+    int ok = 0;
+    for (size_t cut = 0; data && cut <= len; cut++) {
+        owl_meta m;
+        memset(&m, 0, sizeof m);
+        owl_status s = owl_llama2c_tokenizer_read_mem("cut.bin", (const uint8_t *)data, cut, &m);
+        if (s == OWL_OK) {
+            ok++;
+            owl_tokenizer *tok = NULL;
+            if (owl_tokenizer_from_meta(&m, &tok) == OWL_OK) {
+                int32_t *ids = NULL;
+                size_t n = 0;
+                if (owl_tokenize(tok, "Hi <s> there", 12, true, true, &ids, &n) == OWL_OK) free(ids);
+                owl_tokenizer_free(tok);
+            }
+        } else {
+            CHECK(strstr(owl_last_error(), "cut.bin") != NULL);
+        }
+        owl_meta_free(&m);
+    }
+    CHECKF(ok == 512, "%d cuts read fine (512 token boundaries)", ok);
+    free(data);
+}
+
 /* owl_tokenizer_load decides the kind of file from its bytes. */
 static void test_load_dispatch(void) {
     owl_tokenizer *g = NULL, *b = NULL, *j = NULL;
@@ -554,5 +619,6 @@ int main(void) {
     test_streaming();
     test_bad_model();
     test_load_dispatch();
+    test_bad_meta();
     return test_finish("test_tokenizer_spm");
 }

@@ -55,10 +55,10 @@ static int cmp_special(const void *a, const void *b) {
 static owl_status spm_from_meta(const owl_meta *meta, owl_tokenizer *tok) {
     const owl_meta_value *tv = owl_meta_find(meta, "tokenizer.ggml.tokens");
     if (!tv) return owl_errorf(OWL_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is missing");
-    if (tv->type != OWL_META_ARRAY || tv->arr.elem != OWL_META_STRING || !tv->arr.strs)
+    if (tv->type != OWL_META_ARRAY || tv->arr.elem != OWL_META_STRING)
         return owl_errorf(OWL_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens is not an array of strings");
     uint64_t n64 = tv->arr.count;
-    if (n64 == 0 || n64 > (1u << 24))
+    if (n64 == 0 || n64 > (1u << 24) || !tv->arr.strs)
         return owl_errorf(OWL_ERR_FORMAT, "tokenizer: tokenizer.ggml.tokens has %llu entries (1..16777216 allowed)",
                           (unsigned long long)n64);
     int n = (int)n64;
