@@ -219,7 +219,8 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         jscope *inner = scope_new(st, sc);
         if (!inner) return fail_at(n);
         if (!render_to_value(st, inner, &n->list, &v)) return false;
-        return apply_filters(st, sc, n->b, v, &v) && emit(st, n, v);
+        if (n->b && !apply_filters(st, sc, n->b, v, &v)) return false;
+        return emit(st, n, v);
     }
     case N_MACRO: {
         jmacro *m = jmem_alloc(st->mem, sizeof *m);

@@ -727,7 +727,7 @@ static owl_status parse_macro(parser *P, const jtok *tag, jnode **out) {
 
 static const char *const unsupported_tags[] = {
     "include", "import", "from", "extends", "block", "call", "with", "do", "autoescape",
-    "trans", "pluralize", "generation", NULL};
+    "trans", "pluralize", NULL};
 
 static owl_status parse_body(parser *P, const char *const *ends, const jtok *opener, const char *what,
                              jnodes *body, const char **end_found) {
@@ -783,6 +783,15 @@ static owl_status parse_body(parser *P, const char *const *ends, const jtok *ope
                 const char *end;
                 TRY(parse_body(P, fends, tag, "filter", &n->list, &end));
                 TRY(expect_block_end(P, "endfilter"));
+            } else if (strcmp(tn, "generation") == 0) {
+                /* Hugging Face's {% generation %} (AssistantTracker): marks
+                 * assistant text, renders its body as it is */
+                NEW(n, N_FILTERBLOCK, tag);
+                TRY(expect_block_end(P, "generation"));
+                static const char *const gends[] = {"endgeneration", NULL};
+                const char *end;
+                TRY(parse_body(P, gends, tag, "generation", &n->list, &end));
+                TRY(expect_block_end(P, "endgeneration"));
             } else {
                 for (size_t i = 0; unsupported_tags[i]; i++)
                     if (strcmp(tn, unsupported_tags[i]) == 0) return perr(tag, "unsupported tag '%s'", tn);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Reference renderer for owl's chat templates: Python's jinja2 configured the
 way Hugging Face's apply_chat_template configures it (ImmutableSandboxedEnvironment
-with trim_blocks, lstrip_blocks and loopcontrols; globals raise_exception and
+with trim_blocks, lstrip_blocks, loopcontrols and the {% generation %} tag of
+its AssistantTracker; globals raise_exception and
 strftime_now; a tojson filter that keeps non-ASCII characters).
 
 Usage:
@@ -33,6 +34,20 @@ class RaisedError(Exception):
     pass
 
 
+class GenerationTag(jinja2.ext.Extension):
+    """{% generation %}...{% endgeneration %} as Hugging Face's AssistantTracker
+    renders it when no assistant mask is asked for: the body, unchanged."""
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_render", []), [], [], body).set_lineno(lineno)
+
+    def _render(self, caller):
+        return caller()
+
+
 def make_env(now):
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
@@ -45,7 +60,7 @@ def make_env(now):
                           sort_keys=sort_keys)
 
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols, GenerationTag])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
