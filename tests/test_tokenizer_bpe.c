@@ -438,6 +438,14 @@ static void test_gpt2(void) {
     CHECKF(st == OWL_OK, "gpt2: %s", owl_last_error());
     if (st) return;
     CHECK(tok->vocab.n == 50257 && tok->eos == 50256);
+    /* the same through the tokenizer.json entry point: a directory, and encoder.json by name */
+    owl_tokenizer *t2 = NULL, *t3 = NULL;
+    CHECKF(owl_tokenizer_json_load(testdata_path("tokenizers/gpt2"), &t2) == OWL_OK, "%s", owl_last_error());
+    CHECKF(owl_tokenizer_json_load(enc, &t3) == OWL_OK, "%s", owl_last_error());
+    CHECK(t2 && t3 && t2->vocab.n == 50257 && t3->vocab.n == 50257);
+    owl_tokenizer_free(t2);
+    owl_tokenizer_free(t3);
+    CHECK(owl_tokenizer_json_load(testdata_path("tokenizers/no_such_dir/tokenizer.json"), &t2) != OWL_OK && !t2);
     int32_t want[] = {15496, 995}; /* "Hello world" as published for GPT-2 */
     CHECK(ids_eq(encode(tok, "Hello world", 11, false), want, 2));
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);

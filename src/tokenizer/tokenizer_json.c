@@ -385,28 +385,60 @@ fail:
     return st;
 }
 
+/* dir + "/" + name, malloc'd. */
+static char *join(const char *dir, size_t dl, const char *name) {
+    size_t nl = strlen(name);
+    char *p = malloc(dl + nl + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, dl);
+    p[dl] = '/';
+    memcpy(p + dl + 1, name, nl + 1);
+    return p;
+}
+
 owl_status owl_tokenizer_json_load(const char *path, owl_tokenizer **out) {
     *out = NULL;
+    if (!path) return owl_errorf(OWL_ERR_ARG, "owl_tokenizer_json_load: NULL path");
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 1;
+    const char *dir = slash ? path : ".";
+    const char *base = slash ? slash + 1 : path;
+    owl_status st;
+    if (owl_is_dir(path)) { /* a Hugging Face directory: tokenizer.json, else GPT-2's encoder.json + vocab.bpe */
+        char *tj = join(path, strlen(path), "tokenizer.json"), *enc = join(path, strlen(path), "encoder.json");
+        char *vb = join(path, strlen(path), "vocab.bpe");
+        if (!tj || !enc || !vb) st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        else if (owl_file_exists(tj) || !owl_file_exists(enc) || !owl_file_exists(vb)) st = owl_tokenizer_json_load(tj, out);
+        else st = owl_tokenizer_gpt2_load(enc, vb, out);
+        free(tj);
+        free(enc);
+        free(vb);
+        return st;
+    }
+    if (!strcmp(base, "encoder.json")) {
+        char *vb = join(dir, dl, "vocab.bpe");
+        if (!vb) return owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        if (owl_file_exists(vb)) {
+            st = owl_tokenizer_gpt2_load(path, vb, out);
+            free(vb);
+            return st;
+        }
+        free(vb);
+    }
     char *data = NULL, *cfg = NULL;
     size_t size = 0, cfg_size = 0;
-    owl_status st = owl_read_file(path, &data, &size);
-    if (st) return st;
-    size_t pl = strlen(path);
-    char *dir = malloc(pl + 32);
-    if (!dir) {
+    if ((st = owl_read_file(path, &data, &size))) return st;
+    char *cp = join(dir, dl, "tokenizer_config.json");
+    if (!cp) {
         free(data);
         return owl_errorf(OWL_ERR_NOMEM, "out of memory");
     }
-    memcpy(dir, path, pl + 1);
-    char *slash = strrchr(dir, '/');
-    if (slash) strcpy(slash + 1, "tokenizer_config.json");
-    else strcpy(dir, "tokenizer_config.json");
-    if (owl_file_exists(dir) && (st = owl_read_file(dir, &cfg, &cfg_size))) {
-        free(dir);
+    if (owl_file_exists(cp) && (st = owl_read_file(cp, &cfg, &cfg_size))) {
+        free(cp);
         free(data);
         return st;
     }
-    free(dir);
+    free(cp);
     st = owl_tokenizer_json_load_mem(path, data, size, cfg, cfg_size, out);
     free(data);
     free(cfg);
