@@ -43,7 +43,7 @@ typedef struct spm_work {
 struct owl_spm_pairs {
     uint64_t *key; /* the two characters' bytes, little-endian, zero-padded */
     uint8_t *len;  /* their byte count; 0 = empty slot */
-    size_t mask;
+    size_t mask, used;
 };
 
 static uint64_t pack_bytes(const char *s, size_t n) {
@@ -65,16 +65,43 @@ static bool pairs_has(const struct owl_spm_pairs *p, const char *s, size_t n) {
     }
 }
 
-static void pairs_add(struct owl_spm_pairs *p, const char *s, size_t n) {
-    uint64_t k = pack_bytes(s, n);
-    for (size_t i = pair_slot(k, n) & p->mask;; i = (i + 1) & p->mask) {
-        if (p->len[i] == 0) {
-            p->len[i] = (uint8_t)n;
-            p->key[i] = k;
+static void pairs_insert(uint64_t *keys, uint8_t *lens, size_t mask, uint64_t k, size_t n) {
+    for (size_t i = pair_slot(k, n) & mask;; i = (i + 1) & mask) {
+        if (lens[i] == 0) {
+            lens[i] = (uint8_t)n;
+            keys[i] = k;
             return;
         }
-        if (p->len[i] == n && p->key[i] == k) return;
     }
+}
+
+/* false: out of memory */
+static bool pairs_add(struct owl_spm_pairs *p, const char *s, size_t n) {
+    uint64_t k = pack_bytes(s, n);
+    for (size_t i = pair_slot(k, n) & p->mask;; i = (i + 1) & p->mask) {
+        if (p->len[i] == 0) break;
+        if (p->len[i] == n && p->key[i] == k) return true;
+    }
+    if (2 * (p->used + 1) > p->mask + 1) { /* keep the table at most half full */
+        size_t cap = 2 * (p->mask + 1);
+        uint64_t *keys = malloc(cap * sizeof *keys);
+        uint8_t *lens = calloc(cap, 1);
+        if (!keys || !lens) {
+            free(keys);
+            free(lens);
+            return false;
+        }
+        for (size_t i = 0; i <= p->mask; i++)
+            if (p->len[i]) pairs_insert(keys, lens, cap - 1, p->key[i], p->len[i]);
+        free(p->key);
+        free(p->len);
+        p->key = keys;
+        p->len = lens;
+        p->mask = cap - 1;
+    }
+    pairs_insert(p->key, p->len, p->mask, k, n);
+    p->used++;
+    return true;
 }
 
 /* Length of a valid UTF-8 character at s (n bytes left), 0 if invalid. */
@@ -92,10 +119,7 @@ static bool mergeable_type(int32_t t);
 owl_status owl_spm_pairs_build(owl_tokenizer *tok) {
     owl_spm_pairs_free(tok->spm_pairs);
     tok->spm_pairs = NULL;
-    size_t total = 0;
-    for (int i = 0; i < tok->vocab.n; i++) total += tok->vocab.pieces[i].len;
-    size_t cap = 64;
-    while (cap < 2 * total + 64) cap *= 2;
+    size_t cap = 1024;
     struct owl_spm_pairs *p = calloc(1, sizeof *p);
     if (p) {
         p->key = malloc(cap * sizeof *p->key);
@@ -114,7 +138,10 @@ owl_status owl_spm_pairs_build(owl_tokenizer *tok) {
         for (size_t k = 0; k < s.len;) {
             size_t c = utf8_char(u + k, s.len - k);
             if (c == 0) c = 1; /* a piece with invalid UTF-8: its bytes pair up as they are */
-            if (prev_len > 0) pairs_add(p, s.ptr + k - prev_len, prev_len + c);
+            if (prev_len > 0 && !pairs_add(p, s.ptr + k - prev_len, prev_len + c)) {
+                owl_spm_pairs_free(p);
+                return owl_errorf(OWL_ERR_NOMEM, "tokenizer: out of memory for the character-pair index");
+            }
             prev_len = c;
             k += c;
         }
