@@ -183,6 +183,38 @@ static void test_dot(owl_dtype t, uint64_t *rng) {
     }
 }
 
+/* owl_quant_dot_rows: each row bit-identical to owl_quant_dot, for any
+ * number of rows (groups of 4 and a remainder). */
+static void test_dot_rows(owl_dtype t, uint64_t *rng) {
+    const owl_dtype xt = owl_quant_dot_type(t);
+    const int block = info(t)->block;
+    const int nb = block == 32 ? 23 : 3, rows = 11;
+    const int64_t n = (int64_t)nb * block;
+    const size_t rb = row_bytes(t, n);
+    uint8_t *w = malloc(rb * rows), *x = malloc(row_bytes(xt, n));
+    float *a = malloc(sizeof(float) * (size_t)n), out[11];
+    random_blocks(t, w, nb * rows, rng);
+    for (int64_t i = 0; i < n; i++) a[i] = test_rand_f32(rng);
+    CHECK(owl_quant_quantize_row(xt, a, x, n) == OWL_OK);
+    for (int forced = 0; forced < 2; forced++) {
+        owl_cpu_force_scalar(forced);
+        for (int nr = 0; nr <= rows; nr += 5) { /* 0, 5, 10 rows */
+            owl_quant_dot_rows(t, w, rb, nr, x, n, out);
+            bool same = true;
+            for (int r = 0; r < nr; r++) same = same && out[r] == owl_quant_dot(t, w + (size_t)r * rb, x, n);
+            CHECKF(same, "%s: owl_quant_dot_rows (%d rows, scalar %d) differs from owl_quant_dot", owl_dtype_name(t), nr, forced);
+        }
+        owl_quant_dot_rows(t, w, rb, rows, x, n, out);
+        bool same = true;
+        for (int r = 0; r < rows; r++) same = same && out[r] == owl_quant_dot(t, w + (size_t)r * rb, x, n);
+        CHECKF(same, "%s: owl_quant_dot_rows (%d rows) differs from owl_quant_dot", owl_dtype_name(t), rows);
+    }
+    owl_cpu_force_scalar(false);
+    free(w);
+    free(x);
+    free(a);
+}
+
 /* ---- files written by llama.cpp ---- */
 
 static void *read_all(const char *path, size_t *size) {
@@ -382,6 +414,7 @@ int main(void) {
     for (int i = 0; i < NTYPES; i++) CHECKF(owl_quant_supported(ALL[i]), "%s", owl_dtype_name(ALL[i]));
     for (int i = 0; i < NTYPES; i++) test_roundtrip(ALL[i], &rng);
     for (int i = 0; i < NTYPES; i++) test_dot(ALL[i], &rng);
+    for (int i = 0; i < NTYPES; i++) test_dot_rows(ALL[i], &rng);
     test_activation_quant(&rng);
     test_bad_input();
     test_files();

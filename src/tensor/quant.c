@@ -87,3 +87,33 @@ float owl_quant_dot(owl_dtype t, const void *w, const void *x, int64_t n) {
     if (!q || !q->dot_ref || n % q->block != 0) return 0.0f;
     return owl_quant_dot_kernel(t)(w, x, n / q->block);
 }
+
+static _Atomic(owl_qdot4_fn) kernels4[OWL_DTYPE_COUNT];
+static _Atomic(bool) kernels4_done[OWL_DTYPE_COUNT];
+
+void owl_quant_dot_rows(owl_dtype t, const void *w, size_t row_bytes, int64_t nrows, const void *x, int64_t n, float *out) {
+    const quant_type *q = find(t);
+    if (!q || !q->dot_ref || n % q->block != 0) {
+        for (int64_t r = 0; r < nrows; r++) out[r] = 0.0f;
+        return;
+    }
+    const int64_t nb = n / q->block;
+    owl_qdot_fn f = owl_quant_dot_kernel(t);
+    owl_qdot4_fn f4 = NULL;
+    if (!owl_cpu_scalar_forced()) {
+        if (atomic_load_explicit(&kernels4_done[t], memory_order_acquire)) {
+            f4 = atomic_load_explicit(&kernels4[t], memory_order_relaxed);
+        } else {
+            f4 = owl_qdot4_avx512(t);
+            /* the 4-row kernels pair with the single-row AVX-512 ones */
+            if (f != owl_qdot_avx512(t)) f4 = NULL;
+            atomic_store_explicit(&kernels4[t], f4, memory_order_relaxed);
+            atomic_store_explicit(&kernels4_done[t], true, memory_order_release);
+        }
+    }
+    const char *p = w;
+    int64_t r = 0;
+    if (f4)
+        for (; r + 4 <= nrows; r += 4) f4(p + (size_t)r * row_bytes, row_bytes, x, nb, out + r);
+    for (; r < nrows; r++) out[r] = f(p + (size_t)r * row_bytes, x, nb);
+}

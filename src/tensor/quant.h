@@ -23,5 +23,9 @@ float owl_quant_dot(owl_dtype t, const void *w, const void *x, int64_t n);
  * NULL if t has no dot product. */
 typedef float (*owl_qdot_fn)(const void *w, const void *x, int64_t nblocks);
 owl_qdot_fn owl_quant_dot_kernel(owl_dtype t);
+/* out[r] = owl_quant_dot(t, w + r * row_bytes, x, n) for r < nrows, each
+ * bit-identical to that call, but faster for the 32-element types: groups
+ * of rows share the loads and sums of the activation blocks. */
+void owl_quant_dot_rows(owl_dtype t, const void *w, size_t row_bytes, int64_t nrows, const void *x, int64_t n, float *out);
 
 #endif

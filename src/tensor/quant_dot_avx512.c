@@ -16,6 +16,8 @@
  * bytes ahead (measured: +50-70 % over the hardware prefetcher alone). */
 #define PREFETCH_BLOCK(p)                                                  \
     for (size_t pf = 0; pf < sizeof *(p); pf += 64) _mm_prefetch((const char *)(p) + PF_DIST + pf, _MM_HINT_T0);
+#define PREFETCH_N(p, n)                                                   \
+    for (size_t pf = 0; pf < (n) * sizeof *(p); pf += 64) _mm_prefetch((const char *)(p) + PF_DIST + pf, _MM_HINT_T0);
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 static inline T512 float h2f(const uint8_t *p) {
@@ -56,90 +58,117 @@ static inline T512 __m512 spread(__m128 s, int k) {
     return _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(2 * k)), _mm512_castps128_ps512(s));
 }
 
-static float T512 dot_q8_0(const void *w, const void *x, int64_t nb) {
-    const blk_q8_0 *a = w, *b = x;
+/* Every legacy kernel below computes R rows (R = 1 or 4, a constant after
+ * inlining) against one activation row: the activation blocks and their
+ * sums are loaded once per step for all R rows. Each row sees exactly the
+ * same float operations in the same order for any R, so a row's result
+ * does not depend on how rows are grouped. */
+#define INLINE static inline __attribute__((always_inline))
+
+/* Prefetch for a row at byte `off` of `len`, about to read `n` bytes at p:
+ * PF_DIST ahead. One row (R = 1) runs on into the next row; R rows read
+ * side by side go on past a row's end into the same row of the next group
+ * of R (R rows further on). */
+INLINE T512 void prefetch_rows(const uint8_t *p, size_t off, size_t len, size_t n, size_t stride, const int R) {
+    const uint8_t *q = p + PF_DIST;
+    if (R > 1 && off + PF_DIST >= len) q += (size_t)R * stride - len;
+    for (size_t pf = 0; pf < n; pf += 64) _mm_prefetch((const char *)q + pf, _MM_HINT_T0);
+}
+
+INLINE T512 void q8_0_rows(const uint8_t *w, size_t stride, const blk_q8_0 *b, int64_t nb, float *out, const int R) {
     const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc0[4], acc1[4];
+    for (int r = 0; r < R; r++) acc0[r] = acc1[r] = _mm512_setzero_ps();
     int64_t i = 0;
     /* w*x = (w+128)*x - 128*x: w+128 is w with its top bit flipped, unsigned. */
     for (; i + 4 <= nb; i += 4) {
-        _mm_prefetch((const char *)(a + i) + PF_DIST, _MM_HINT_T0);
-        _mm_prefetch((const char *)(a + i) + PF_DIST + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)(a + i) + PF_DIST + 128, _MM_HINT_T0);
-        __m128 d = _mm_mul_ps(h4(a[i].d, sizeof *a), h4(b[i].d, sizeof *b));
-        __m512i w0 = _mm512_xor_si512(load2x32(a[i].qs, a[i + 1].qs), flip);
-        __m512i w1 = _mm512_xor_si512(load2x32(a[i + 2].qs, a[i + 3].qs), flip);
+        __m128 dx = h4(b[i].d, sizeof *b);
         __m512i x0 = load2x32(b[i].qs, b[i + 1].qs), x1 = load2x32(b[i + 2].qs, b[i + 3].qs);
-        __m512i s0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, x0), _mm512_dpbusd_epi32(zero, flip, x0));
-        __m512i s1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, x1), _mm512_dpbusd_epi32(zero, flip, x1));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread(d, 0), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread(d, 1), acc1);
+        __m512i o0 = _mm512_dpbusd_epi32(zero, flip, x0), o1 = _mm512_dpbusd_epi32(zero, flip, x1);
+        for (int r = 0; r < R; r++) {
+            const blk_q8_0 *a = (const blk_q8_0 *)(w + (size_t)r * stride) + i;
+            prefetch_rows((const uint8_t *)a, (size_t)i * sizeof *a, (size_t)nb * sizeof *a, 4 * sizeof *a, stride, R);
+            __m128 d = _mm_mul_ps(h4(a[0].d, sizeof *a), dx);
+            __m512i w0 = _mm512_xor_si512(load2x32(a[0].qs, a[1].qs), flip);
+            __m512i w1 = _mm512_xor_si512(load2x32(a[2].qs, a[3].qs), flip);
+            __m512i s0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, x0), o0);
+            __m512i s1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, x1), o1);
+            acc0[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), spread(d, 0), acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), spread(d, 1), acc1[r]);
+        }
     }
-    float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    if (i < nb) sum += owl_q8_0_dot_ref(a + i, b + i, nb - i);
-    return sum;
+    for (int r = 0; r < R; r++) {
+        const blk_q8_0 *a = (const blk_q8_0 *)(w + (size_t)r * stride);
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
+        if (i < nb) out[r] += owl_q8_0_dot_ref(a + i, b + i, nb - i);
+    }
 }
 
 /* The 32-element 4- and 5-bit types, four blocks per step (two per
- * register). HI adds bit 4 from qh; OFF is the level offset (8 or 16) of
- * the symmetric types, taken off as OFF * sum(x); MIN (the _1 types) adds
- * m * dx * sum(x). */
-#define HI_NONE(k)
-#define HI_QH(k)                                                                                          \
-    q = _mm512_mask_add_epi8(q, (__mmask64)qi_u32(a[i + 2 * k].qh) | ((__mmask64)qi_u32(a[i + 2 * k + 1].qh) << 32), \
-                             q, _mm512_set1_epi8(16));
-#define MIN_NONE(k)
-#define MIN_M(k) acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_set1_epi8(1), xv)), spread(dm, k), acc);
-#define LEGACY_STEP(k, HI, OFF, MIN)                                            \
-    {                                                                           \
-        __m512i q = nibbles2(a[i + 2 * k].qs, a[i + 2 * k + 1].qs);             \
-        HI(k)                                                                   \
-        __m512i xv = load2x32(b[i + 2 * k].qs, b[i + 2 * k + 1].qs);            \
-        __m512i s = _mm512_dpbusd_epi32(zero, q, xv);                           \
-        if (OFF) s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(zero, offv, xv));  \
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread(d, k), acc);        \
-        MIN(k)                                                                  \
+ * register). The block layout comes as byte offsets: BS block size, OM the
+ * min m (0: none; the _1 types add m * dx * sum(x)), OQH the high bits (0:
+ * none), OQS the nibbles; OFF is the level offset (8 or 16) of the
+ * symmetric types, taken off as OFF * sum(x). */
+INLINE T512 void legacy_rows(const uint8_t *w, size_t stride, const blk_q8_0 *b, int64_t nb, float *out, const int R,
+                             const int BS, const int OM, const int OQH, const int OQS, const int OFF, owl_qdot_fn ref) {
+    const __m512i zero = _mm512_setzero_si512(), offv = _mm512_set1_epi8((char)OFF), ones = _mm512_set1_epi8(1);
+    __m512 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        __m128 dx = h4(b[i].d, sizeof *b);
+        __m512i xv[2], xo[2], xs[2];
+        for (int k = 0; k < 2; k++) {
+            xv[k] = load2x32(b[i + 2 * k].qs, b[i + 2 * k + 1].qs);
+            if (OFF) xo[k] = _mm512_dpbusd_epi32(zero, offv, xv[k]);
+            if (OM) xs[k] = _mm512_dpbusd_epi32(zero, ones, xv[k]);
+        }
+        for (int r = 0; r < R; r++) {
+            const uint8_t *a = w + (size_t)r * stride + (size_t)i * BS;
+            prefetch_rows(a, (size_t)i * BS, (size_t)nb * BS, 4 * (size_t)BS, stride, R);
+            __m128 d = _mm_mul_ps(h4(a, BS), dx);
+            __m128 dm = OM ? _mm_mul_ps(h4(a + OM, BS), dx) : dx;
+            for (int k = 0; k < 2; k++) {
+                const uint8_t *a0 = a + 2 * k * BS, *a1 = a0 + BS;
+                __m512i q = nibbles2(a0 + OQS, a1 + OQS);
+                if (OQH) q = _mm512_mask_add_epi8(q, (__mmask64)qi_u32(a0 + OQH) | ((__mmask64)qi_u32(a1 + OQH) << 32), q,
+                                                  _mm512_set1_epi8(16));
+                __m512i s = _mm512_dpbusd_epi32(zero, q, xv[k]);
+                if (OFF) s = _mm512_sub_epi32(s, xo[k]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), spread(d, k), acc[r]);
+                if (OM) acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(xs[k]), spread(dm, k), acc[r]);
+            }
+        }
     }
-#define LEGACY_BODY(BLK, HI, OFF, MIN, HAS_M)                                   \
-    const BLK *a = w;                                                           \
-    const blk_q8_0 *b = x;                                                      \
-    const __m512i zero = _mm512_setzero_si512(), offv = _mm512_set1_epi8(OFF);  \
-    __m512 acc = _mm512_setzero_ps();                                           \
-    int64_t i = 0;                                                              \
-    for (; i + 4 <= nb; i += 4) {                                               \
-        _mm_prefetch((const char *)(a + i) + PF_DIST, _MM_HINT_T0);             \
-        __m128 dx = h4(b[i].d, sizeof *b);                                      \
-        __m128 d = _mm_mul_ps(h4(a[i].d, sizeof *a), dx);                       \
-        __m128 dm = HAS_M ? _mm_mul_ps(h4(a[i].d + 2, sizeof *a), dx) : dx;     \
-        (void)dm;                                                               \
-        LEGACY_STEP(0, HI, OFF, MIN)                                            \
-        LEGACY_STEP(1, HI, OFF, MIN)                                            \
-    }                                                                           \
-    float sum = _mm512_reduce_add_ps(acc);
-
-static float T512 dot_q4_0(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q4_0, HI_NONE, 8, MIN_NONE, 0)
-    if (i < nb) sum += owl_q4_0_dot_ref(a + i, b + i, nb - i);
-    return sum;
+    for (int r = 0; r < R; r++) {
+        const uint8_t *a = w + (size_t)r * stride;
+        out[r] = _mm512_reduce_add_ps(acc[r]);
+        if (i < nb) out[r] += ref(a + (size_t)i * BS, b + i, nb - i);
+    }
 }
 
-static float T512 dot_q4_1(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q4_1, HI_NONE, 0, MIN_M, 1)
-    if (i < nb) sum += owl_q4_1_dot_ref(a + i, b + i, nb - i);
-    return sum;
+#define LEGACY_FNS(NAME, BS, OM, OQH, OQS, OFF, REF)                                                          \
+    static float T512 dot_##NAME(const void *w, const void *x, int64_t nb) {                                   \
+        float out;                                                                                             \
+        legacy_rows(w, 0, x, nb, &out, 1, BS, OM, OQH, OQS, OFF, REF);                                         \
+        return out;                                                                                            \
+    }                                                                                                          \
+    static void T512 dot4_##NAME(const void *w, size_t stride, const void *x, int64_t nb, float *out) {       \
+        legacy_rows(w, stride, x, nb, out, 4, BS, OM, OQH, OQS, OFF, REF);                                     \
+    }
+
+LEGACY_FNS(q4_0, 18, 0, 0, 2, 8, owl_q4_0_dot_ref)
+LEGACY_FNS(q4_1, 20, 2, 0, 4, 0, owl_q4_1_dot_ref)
+LEGACY_FNS(q5_0, 22, 0, 2, 6, 16, owl_q5_0_dot_ref)
+LEGACY_FNS(q5_1, 24, 2, 4, 8, 0, owl_q5_1_dot_ref)
+
+static float T512 dot_q8_0(const void *w, const void *x, int64_t nb) {
+    float out;
+    q8_0_rows(w, 0, x, nb, &out, 1);
+    return out;
 }
 
-static float T512 dot_q5_0(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q5_0, HI_QH, 16, MIN_NONE, 0)
-    if (i < nb) sum += owl_q5_0_dot_ref(a + i, b + i, nb - i);
-    return sum;
-}
-
-static float T512 dot_q5_1(const void *w, const void *x, int64_t nb) {
-    LEGACY_BODY(blk_q5_1, HI_QH, 0, MIN_M, 1)
-    if (i < nb) sum += owl_q5_1_dot_ref(a + i, b + i, nb - i);
-    return sum;
-}
+static void T512 dot4_q8_0(const void *w, size_t stride, const void *x, int64_t nb, float *out) { q8_0_rows(w, stride, x, nb, out, 4); }
 
 /* ---- K-quants ---- */
 
@@ -321,6 +350,19 @@ static float T512 dot_q3_k(const void *w, const void *x, int64_t nb) {
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
     }
     return _mm512_reduce_add_ps(acc);
+}
+
+owl_qdot4_fn owl_qdot4_avx512(owl_dtype t) {
+    const owl_cpu *c = owl_cpu_get();
+    if (!(c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni && c->avx2 && c->fma && c->f16c)) return NULL;
+    switch (t) {
+    case OWL_Q8_0: return dot4_q8_0;
+    case OWL_Q4_0: return dot4_q4_0;
+    case OWL_Q4_1: return dot4_q4_1;
+    case OWL_Q5_0: return dot4_q5_0;
+    case OWL_Q5_1: return dot4_q5_1;
+    default: return NULL;
+    }
 }
 
 owl_qdot_fn owl_qdot_avx512(owl_dtype t) {

@@ -137,6 +137,10 @@ float owl_qfit_sym(int n, const float *x, int nneg, int npos);
  * the _ref functions. */
 owl_qdot_fn owl_qdot_avx512(owl_dtype t);
 owl_qdot_fn owl_qdot_avx2(owl_dtype t);
+/* Four rows (stride bytes apart) against one activation row: out[0..3],
+ * each bit-identical to the single-row kernel of the same ISA. */
+typedef void (*owl_qdot4_fn)(const void *w, size_t stride, const void *x, int64_t nb, float *out);
+owl_qdot4_fn owl_qdot4_avx512(owl_dtype t);
 /* SIMD activation quantizers (Q8_0, Q8_K; NULL elsewhere or when the CPU
  * lacks AVX-512), byte-identical to the reference. */
 typedef void (*owl_qquant_fn)(const float *x, void *y, int64_t nb);
