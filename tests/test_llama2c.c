@@ -177,7 +177,7 @@ static void test_bad(void) {
     uint8_t *tk = read_all(testdata_path("tokenizers/tinystories512/tok512.bin"), &tl);
     CHECK(ck && tk && cl > 28 && tl > 8);
     if (!ck || !tk) return;
-    const char *tok512 = testdata_path("tokenizers/tinystories512/tok512.bin");
+    char *tok512 = strdup(testdata_path("tokenizers/tinystories512/tok512.bin")); /* testdata_path's buffers rotate */
     char *bad = path_join(dir, "bad.bin");
     char *badtok = path_join(dir, "badtok.bin");
 
@@ -278,6 +278,7 @@ static void test_bad(void) {
     owl_meta_free(&meta);
 
     free(big);
+    free(tok512);
     free(bad);
     free(badtok);
     free(beside);

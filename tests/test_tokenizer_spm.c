@@ -193,13 +193,14 @@ static owl_tokenizer *load_meta_tok(const char *what, owl_status (*reader)(const
 }
 
 static void test_llama2(void) {
-    const char *model = testdata_path("tokenizers/llama2/tokenizer.model");
+    char *model = strdup(testdata_path("tokenizers/llama2/tokenizer.model")); /* testdata_path's buffers rotate */
     owl_tokenizer *a = load_meta_tok("tokenizer.model", owl_spm_model_read, model);
     owl_tokenizer *b = load_meta_tok("tokenizer.bin", owl_llama2c_tokenizer_read,
                                      testdata_path("tokenizers/llama2/tokenizer.bin"));
     if (!a || !b) {
         owl_tokenizer_free(a);
         owl_tokenizer_free(b);
+        free(model);
         return;
     }
     CHECK(owl_token_count(a) == 32000 && owl_token_count(b) == 32000);
@@ -223,6 +224,12 @@ static void test_llama2(void) {
 
     test_vectors(a, "tokenizer.model");
     test_vectors(b, "tokenizer.bin");
+    /* the same vocabulary as llama.cpp's converter wrote it into a GGUF */
+    owl_tokenizer *g = NULL;
+    owl_status gs = owl_tokenizer_load(testdata_path("models/wp/wp-Q4_0.gguf"), &g);
+    CHECKF(gs == OWL_OK && g && owl_token_count(g) == 32000, "wp-Q4_0.gguf: %s", owl_last_error());
+    if (g) test_vectors(g, "wp-Q4_0.gguf");
+    owl_tokenizer_free(g);
     test_differential(a, model, "tokenizer.model", true);
     test_differential(b, model, "tokenizer.bin", true);
 
@@ -274,6 +281,7 @@ static void test_llama2(void) {
     }
     owl_tokenizer_free(a);
     owl_tokenizer_free(b);
+    free(model);
 }
 
 /* Small models trained by sentencepiece at test time: unknown characters
