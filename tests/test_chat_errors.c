@@ -95,6 +95,8 @@ int main(void) {
     ERR("{% set y.attr = 1 %}", "namespace", NULL);
     /* limits: recursion, loops, output, memory, nesting, size */
     ERR("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "deeper than", "'f'");
+    ERR("{% macro f(n) %}{{ - - - - - - - - - - - - - - - - - - - - f(n + 1) }}{% endmacro %}{{ f(0) }}",
+        "nested deeper", NULL);
     ERR("{% for i in range(10**9) %}{% endfor %}", "1:18", "range() too big");
     ERR("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop iterations", NULL);
     ERR("{{ 'x' * 10**9 }}", "1:8", "bytes");

@@ -199,7 +199,8 @@ typedef struct jstate {
     jbuf *out;
     jscope *globals;
     int64_t iterations;
-    int depth;       /* macro calls and nested evaluation */
+    int depth;       /* macro calls in progress */
+    int eval_depth;  /* nested expression evaluations on the C stack */
     bool fixed_now;
     int64_t now;
 } jstate;

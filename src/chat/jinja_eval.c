@@ -633,7 +633,19 @@ static bool eval_call(jstate *st, jscope *sc, const jnode *n, jval *out) {
     }
 }
 
+static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out);
+
 bool jinja_eval(jstate *st, jscope *sc, const jnode *e, jval *out) {
+    /* macros nest expressions inside expressions: bound the C stack */
+    if (st->eval_depth >= 4 * OWL_TEMPLATE_MAX_NESTING)
+        return jerr(e, "expressions and macro calls nested deeper than %d", 4 * OWL_TEMPLATE_MAX_NESTING);
+    st->eval_depth++;
+    bool ok = eval_node(st, sc, e, out);
+    st->eval_depth--;
+    return ok;
+}
+
+static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out) {
     jval a, b;
     bool r;
     switch (e->kind) {
