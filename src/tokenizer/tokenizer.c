@@ -42,13 +42,15 @@ static owl_status meta_token_id(const owl_meta *meta, const char *key, const owl
     return OWL_OK;
 }
 
-static const owl_tokenizer *sort_tok; /* qsort has no context argument */
+typedef struct special_key {
+    size_t len;
+    int32_t id;
+} special_key;
 
 static int cmp_special(const void *a, const void *b) {
-    size_t la = sort_tok->vocab.pieces[*(const int32_t *)a].len;
-    size_t lb = sort_tok->vocab.pieces[*(const int32_t *)b].len;
-    if (la != lb) return la > lb ? -1 : 1;
-    return *(const int32_t *)a - *(const int32_t *)b;
+    const special_key *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1; /* longest first */
+    return x->id < y->id ? -1 : x->id > y->id;
 }
 
 /* SentencePiece-style tokenizer from tokenizer.ggml.* keys. */
@@ -140,19 +142,23 @@ static owl_status spm_from_meta(const owl_meta *meta, owl_tokenizer *tok) {
     }
     if (n_specials > 0) {
         tok->specials = malloc(sizeof(int32_t) * (size_t)n_specials);
-        if (!tok->specials) {
+        special_key *keys = malloc(sizeof(special_key) * (size_t)n_specials);
+        if (!tok->specials || !keys) {
+            free(keys);
             s = owl_errorf(OWL_ERR_NOMEM, "tokenizer: out of memory");
             goto done;
         }
+        int k = 0;
         for (int i = 0; i < n; i++) {
             int32_t t = types[i];
             if ((t == OWL_TOKTYPE_CONTROL || t == OWL_TOKTYPE_USER_DEFINED || t == OWL_TOKTYPE_UNKNOWN) &&
                 tok->vocab.pieces[i].len > 0)
-                tok->specials[tok->n_specials++] = i;
+                keys[k++] = (special_key){tok->vocab.pieces[i].len, i};
         }
-        sort_tok = tok;
-        qsort(tok->specials, (size_t)tok->n_specials, sizeof(int32_t), cmp_special);
-        sort_tok = NULL;
+        qsort(keys, (size_t)k, sizeof *keys, cmp_special);
+        for (int i = 0; i < k; i++) tok->specials[i] = keys[i].id;
+        tok->n_specials = k;
+        free(keys);
     }
     s = owl_spm_pairs_build(tok);
 done:
