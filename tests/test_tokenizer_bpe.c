@@ -527,6 +527,15 @@ static void test_small(void) {
     CHECK(tok && tok->n_specials == 1 && tok->specials[0] == 14);
     owl_tokenizer_free(tok);
 
+    /* normalized added tokens are found in the normalized text, the others in the raw text */
+    tok = small("\"vocab\":{" CHARS ",\"<m>\":14,\"<R>\":15},\"merges\":[]},\"added_tokens\":["
+                "{\"id\":14,\"content\":\"<m>\",\"special\":false,\"normalized\":true},"
+                "{\"id\":15,\"content\":\"<R>\",\"special\":false,\"normalized\":false}],"
+                "\"normalizer\":{\"type\":\"Lowercase\"}",
+                NULL);
+    CHECK(pieces_are(tok, "A<M>b<R>c<r>", false, "a|<m>|b|<R>|c|<unk>|<unk>|<unk>"));
+    owl_tokenizer_free(tok);
+
     /* Metaspace: prepend "first" only at the start of the text (not after an added token), split before each '▁' */
     const char *ms = "\"vocab\":{" CHARS ",\"<s>\":14,\"b\\u2581\":15},\"merges\":[\"b \\u2581\"]},\"added_tokens\":[{\"id\":14,"
                      "\"content\":\"<s>\",\"special\":true}],\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\","

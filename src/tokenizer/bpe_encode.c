@@ -252,34 +252,23 @@ static owl_status bpe_word_cut(const owl_tokenizer *tok, const char *s, size_t n
     return bpe_word_cached(tok, s + start, n - start, out, sc);
 }
 
-/* A stretch without added tokens: normalizer, pre-tokenizer, model. */
-static owl_status encode_plain(const owl_tokenizer *tok, const char *s, size_t n, bool at_start, owl_ids *out,
-                               scratch *sc, owl_pieces *pcs) {
-    if (n == 0) return OWL_OK;
-    char *norm = NULL;
-    size_t nn = n;
-    owl_status st;
-    if (tok->norm && tok->norm->n) {
-        if ((st = owl_normalize(tok->norm, s, n, &norm, &nn))) return st;
-        s = norm;
-    }
-    owl_pieces_clear(pcs);
-    st = owl_pretokenize(tok->bpe, s, nn, at_start, pcs);
-    for (size_t i = 0; st == OWL_OK && i < pcs->n; i++) st = bpe_word_cut(tok, pcs->buf + pcs->off[i], pcs->len[i], out, sc);
-    free(norm);
-    return st;
-}
-
 static bool word_byte(uint8_t c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
 }
 
 static bool space_byte(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
-/* The added token that starts at text[p], longest first; NULL if none. */
-static const owl_added *added_at(const struct owl_bpe *b, const char *text, size_t len, size_t p, bool parse_special) {
+static bool has_norm(const owl_tokenizer *tok) { return tok->norm && tok->norm->n > 0; }
+
+/* The added token that starts at text[p], longest first; NULL if none.
+ * pass 0 looks at the raw text (tokens with normalized = false, or all when
+ * there is no normalizer), pass 1 at normalized text (normalized = true). */
+static const owl_added *added_at(const owl_tokenizer *tok, const char *text, size_t len, size_t p, bool parse_special,
+                                 int pass) {
+    const struct owl_bpe *b = tok->bpe;
     const uint8_t *lens = b->added_lens[(uint8_t)text[p]];
     if (!lens) return NULL;
+    bool norm = has_norm(tok);
     for (; *lens; lens++) {
         size_t l = *lens;
         if (l > len - p) continue;
@@ -290,6 +279,7 @@ static const owl_added *added_at(const struct owl_bpe *b, const char *text, size
             const owl_added *a = &b->added[sl - 1];
             if (a->len != l || memcmp(a->text, text + p, l) != 0) continue;
             if (a->special && !parse_special) break;
+            if (pass == 0 ? norm && a->normalized : !a->normalized) break;
             if (a->single_word && ((p > 0 && word_byte((uint8_t)text[p - 1])) ||
                                    (p + l < len && word_byte((uint8_t)text[p + l]))))
                 break;
@@ -299,31 +289,71 @@ static const owl_added *added_at(const struct owl_bpe *b, const char *text, size
     return NULL;
 }
 
-owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
-                               owl_ids *out) {
-    const struct owl_bpe *b = tok->bpe;
-    if (!b) return owl_errorf(OWL_ERR_ARG, "tokenizer has no BPE model");
-    if (len && !text) return owl_errorf(OWL_ERR_ARG, "text is NULL");
-    scratch sc = {0};
-    owl_pieces pcs = {0};
+typedef struct enc_ctx {
+    const owl_tokenizer *tok;
+    bool parse_special;
+    owl_ids *out;
+    scratch sc;
+    owl_pieces pcs;
+} enc_ctx;
+
+static owl_status split_added(enc_ctx *c, const char *text, size_t len, bool at_start, int pass);
+
+/* Normalized text without added tokens: pre-tokenizer, model. */
+static owl_status encode_model(enc_ctx *c, const char *s, size_t n, bool at_start) {
+    if (n == 0) return OWL_OK;
+    owl_pieces_clear(&c->pcs);
+    owl_status st = owl_pretokenize(c->tok->bpe, s, n, at_start, &c->pcs);
+    for (size_t i = 0; st == OWL_OK && i < c->pcs.n; i++)
+        st = bpe_word_cut(c->tok, c->pcs.buf + c->pcs.off[i], c->pcs.len[i], c->out, &c->sc);
+    return st;
+}
+
+/* Raw text without (non-normalized) added tokens: normalizer, then the
+ * normalized added tokens, then the model. */
+static owl_status encode_plain(enc_ctx *c, const char *s, size_t n, bool at_start) {
+    if (n == 0) return OWL_OK;
+    if (!has_norm(c->tok)) return encode_model(c, s, n, at_start);
+    char *norm = NULL;
+    size_t nn = n;
+    owl_status st = owl_normalize(c->tok->norm, s, n, &norm, &nn);
+    if (st) return st;
+    st = split_added(c, norm, nn, at_start, 1);
+    free(norm);
+    return st;
+}
+
+static owl_status split_added(enc_ctx *c, const char *text, size_t len, bool at_start, int pass) {
+    const struct owl_bpe *b = c->tok->bpe;
     owl_status st = OWL_OK;
     size_t cur = 0; /* start of the pending plain stretch */
     for (size_t p = 0; st == OWL_OK && b->n_added && p < len; p++) {
-        const owl_added *a = added_at(b, text, len, p, parse_special);
+        const owl_added *a = added_at(c->tok, text, len, p, c->parse_special, pass);
         if (!a) continue;
         size_t start = p, end = p + a->len;
         if (a->lstrip)
             while (start > cur && space_byte((uint8_t)text[start - 1])) start--;
         if (a->rstrip)
             while (end < len && space_byte((uint8_t)text[end])) end++;
-        st = encode_plain(tok, text + cur, start - cur, cur == 0, out, &sc, &pcs);
-        if (st == OWL_OK) st = owl_ids_push(out, a->id);
+        bool first = at_start && cur == 0;
+        st = pass == 0 ? encode_plain(c, text + cur, start - cur, first) : encode_model(c, text + cur, start - cur, first);
+        if (st == OWL_OK) st = owl_ids_push(c->out, a->id);
         cur = end;
         p = end - 1;
     }
-    if (st == OWL_OK) st = encode_plain(tok, text + cur, len - cur, cur == 0, out, &sc, &pcs);
-    scratch_free(&sc);
-    owl_pieces_free(&pcs);
+    if (st) return st;
+    bool first = at_start && cur == 0;
+    return pass == 0 ? encode_plain(c, text + cur, len - cur, first) : encode_model(c, text + cur, len - cur, first);
+}
+
+owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                               owl_ids *out) {
+    if (!tok->bpe) return owl_errorf(OWL_ERR_ARG, "tokenizer has no BPE model");
+    if (len && !text) return owl_errorf(OWL_ERR_ARG, "text is NULL");
+    enc_ctx c = {.tok = tok, .parse_special = parse_special, .out = out};
+    owl_status st = split_added(&c, text, len, true, 0);
+    scratch_free(&c.sc);
+    owl_pieces_free(&c.pcs);
     return st;
 }
 
