@@ -8,6 +8,20 @@
 
 #include <float.h>
 
+/* Nearest integer (ties to even) for |x| < 2^22 without a libm call:
+ * adding 1.5 * 2^23 leaves the rounded integer in the low mantissa bits.
+ * Levels and scales here are far below that; larger |x| (only from
+ * non-finite or absurd inputs) are clamped first. */
+static inline float min_f(float a, float b) { return b < a ? b : a; }
+static inline float max_f(float a, float b) { return b > a ? b : a; }
+static inline int nearest(float x) {
+    x = x < -4194303.0f ? -4194303.0f : x > 4194303.0f ? 4194303.0f : x;
+    float t = x + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
 /* Least-squares x ~= s*q + b over a group; with b forced to 0 if it would be
  * positive (the formats store a non-negative min that is subtracted). */
 static void ls_fit(int n, const float *x, const int *q, float *s, float *b) {
@@ -40,7 +54,7 @@ static float err_asym(int n, const float *x, float s, float m, int nmax) {
     float err = 0;
     float is = s > 0 ? 1.0f / s : 0.0f;
     for (int i = 0; i < n; i++) {
-        int q = qi_clamp(qi_round((x[i] + m) * is), 0, nmax);
+        int q = qi_clamp(nearest((x[i] + m) * is), 0, nmax);
         float e = s * (float)q - m - x[i];
         err += e * e;
     }
@@ -50,8 +64,8 @@ static float err_asym(int n, const float *x, float s, float m, int nmax) {
 float owl_qfit_asym(int n, const float *x, int nmax, float *m) {
     float xmin = 0.0f, xmax = -FLT_MAX;
     for (int i = 0; i < n; i++) {
-        xmin = fminf(xmin, x[i]);
-        xmax = fmaxf(xmax, x[i]);
+        xmin = min_f(xmin, x[i]);
+        xmax = max_f(xmax, x[i]);
     }
     if (!(xmax > xmin)) {
         *m = -xmin;
@@ -60,20 +74,44 @@ float owl_qfit_asym(int n, const float *x, int nmax, float *m) {
     int q[QKK];
     float best_s = (xmax - xmin) / (float)nmax, best_b = xmin;
     float best = err_asym(n, x, best_s, -best_b, nmax);
+    /* Candidate level assignments from a range of inverse scales; each is
+     * scored by the error of its least-squares fit, from the sums alone:
+     * sum (s*q + b - x)^2 expanded. */
+    float sx = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        sx += x[i];
+        sxx += x[i] * x[i];
+    }
     for (int k = -10; k <= 15; k++) {
         float is = ((float)nmax + 0.1f * (float)k) / (xmax - xmin);
-        for (int i = 0; i < n; i++) q[i] = qi_clamp(qi_round((x[i] - xmin) * is), 0, nmax);
-        float s, b;
-        ls_fit(n, x, q, &s, &b);
-        float e = err_asym(n, x, s, -b, nmax);
+        int isq = 0, isqq = 0;
+        float px[4] = {0, 0, 0, 0}; /* four partial sums (n is a multiple of 4), added in a fixed order */
+        for (int i = 0; i < n; i++) {
+            int l = qi_clamp(nearest((x[i] - xmin) * is), 0, nmax);
+            q[i] = l;
+            isq += l;
+            isqq += l * l;
+            px[i & 3] += (float)l * x[i];
+        }
+        float sq = (float)isq, sqq = (float)isqq, sqx = (px[0] + px[1]) + (px[2] + px[3]);
+        float det = (float)n * sqq - sq * sq, s, b;
+        if (!(det > 0)) continue;
+        s = ((float)n * sqx - sq * sx) / det;
+        b = (sqq * sx - sq * sqx) / det;
+        if (b > 0 || s < 0) { /* the min must not be negative: refit with b = 0 */
+            b = 0;
+            s = sqq > 0 ? max_f(0.0f, sqx / sqq) : 0.0f;
+        }
+        float e = sxx - 2 * s * sqx - 2 * b * sx + s * s * sqq + 2 * s * b * sq + (float)n * b * b;
         if (e < best) {
             best = e;
             best_s = s;
             best_b = b;
         }
     }
+    best = err_asym(n, x, best_s, -best_b, nmax);
     for (int it = 0; it < 2 && best_s > 0; it++) { /* refit on the best levels */
-        for (int i = 0; i < n; i++) q[i] = qi_clamp(qi_round((x[i] - best_b) / best_s), 0, nmax);
+        for (int i = 0; i < n; i++) q[i] = qi_clamp(nearest((x[i] - best_b) / best_s), 0, nmax);
         float s, b;
         ls_fit(n, x, q, &s, &b);
         float e = err_asym(n, x, s, -b, nmax);
@@ -90,7 +128,7 @@ static float err_sym(int n, const float *x, float s, int nneg, int npos) {
     float err = 0;
     float is = s != 0 ? 1.0f / s : 0.0f;
     for (int i = 0; i < n; i++) {
-        int q = qi_clamp(qi_round(x[i] * is), -nneg, npos);
+        int q = qi_clamp(nearest(x[i] * is), -nneg, npos);
         float e = s * (float)q - x[i];
         err += e * e;
     }
@@ -108,25 +146,30 @@ float owl_qfit_sym(int n, const float *x, int nneg, int npos) {
     if (amax == 0.0f) return 0.0f;
     float best_s = -max / (float)nneg;
     float best = err_sym(n, x, best_s, nneg, npos);
+    /* each candidate scored by its least-squares scale: error = sum x^2 -
+     * sqx^2 / sqq, so the largest sqx^2 / sqq wins */
+    float best_score = -1.0f;
     for (int side = 0; side < 2; side++) {
         for (int k = -10; k <= 10; k++) {
             /* side 0 maps max to the negative end, side 1 to the positive */
             float is = side == 0 ? -((float)nneg + 0.1f * (float)k) / max : ((float)npos + 0.1f * (float)k) / max;
-            double sqx = 0, sqq = 0;
+            float px[4] = {0, 0, 0, 0};
+            int isqq = 0;
             for (int i = 0; i < n; i++) {
-                int q = qi_clamp(qi_round(x[i] * is), -nneg, npos);
-                sqx += (double)q * x[i];
-                sqq += (double)q * q;
+                int q = qi_clamp(nearest(x[i] * is), -nneg, npos);
+                px[i & 3] += (float)q * x[i];
+                isqq += q * q;
             }
+            float sqx = (px[0] + px[1]) + (px[2] + px[3]), sqq = (float)isqq;
             if (sqq <= 0) continue;
-            float s = (float)(sqx / sqq);
-            float e = err_sym(n, x, s, nneg, npos);
-            if (e < best) {
-                best = e;
-                best_s = s;
+            float score = sqx * sqx / sqq;
+            if (score > best_score) {
+                best_score = score;
+                best_s = sqx / sqq;
             }
         }
     }
+    (void)best;
     return best_s;
 }
 
@@ -135,7 +178,7 @@ float owl_qfit_sym(int n, const float *x, int nneg, int npos) {
 /* Quantizes group scales s[] (>= 0) to integers 0..smax against d = max/smax. */
 static float scale_base(const float *s, int n, int smax) {
     float mx = 0;
-    for (int i = 0; i < n; i++) mx = fmaxf(mx, s[i]);
+    for (int i = 0; i < n; i++) mx = max_f(mx, s[i]);
     return mx / (float)smax;
 }
 
@@ -143,8 +186,8 @@ static float scale_base(const float *s, int n, int smax) {
  * for the group, with d and dm the stored (fp16) bases. */
 static void pick_asym(int n, const float *x, int nmax, float s, float m, float d, float dm, int smax,
                       int *isc, int *imn) {
-    int r0 = d > 0 ? qi_clamp(qi_round(s / d), 0, smax) : 0;
-    int m0 = dm > 0 ? qi_clamp(qi_round(m / dm), 0, smax) : 0;
+    int r0 = d > 0 ? qi_clamp(nearest(s / d), 0, smax) : 0;
+    int m0 = dm > 0 ? qi_clamp(nearest(m / dm), 0, smax) : 0;
     float best = FLT_MAX;
     *isc = r0;
     *imn = m0;
@@ -164,7 +207,7 @@ static void pick_asym(int n, const float *x, int nmax, float s, float m, float d
 
 static int pick_sym(int n, const float *x, int nneg, int npos, float s, float d, int lo, int hi) {
     if (d == 0) return 0;
-    int r0 = qi_clamp(qi_round(s / d), lo, hi);
+    int r0 = qi_clamp(nearest(s / d), lo, hi);
     int best_r = r0;
     float best = FLT_MAX;
     for (int a = r0 - 1; a <= r0 + 1; a++) {
@@ -179,10 +222,10 @@ static int pick_sym(int n, const float *x, int nneg, int npos, float s, float d,
 }
 
 static inline int level_asym(float x, float s, float m, int nmax) {
-    return s > 0 ? qi_clamp(qi_round((x + m) / s), 0, nmax) : 0;
+    return s > 0 ? qi_clamp(nearest((x + m) / s), 0, nmax) : 0;
 }
 static inline int level_sym(float x, float s, int nneg, int npos) {
-    return s != 0 ? qi_clamp(qi_round(x / s), -nneg, npos) : 0;
+    return s != 0 ? qi_clamp(nearest(x / s), -nneg, npos) : 0;
 }
 
 /* Shared by Q4_K and Q5_K: 8 groups of 32, 6-bit scales and mins. Fills
