@@ -26,6 +26,10 @@ TGT static inline __m512 ldm_bf16(const void *p, int64_t i, __mmask16 m) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
 }
 
+typedef float ELEM_f32;
+typedef uint16_t ELEM_f16;
+typedef uint16_t ELEM_bf16;
+
 #define DEFINE_DOT(SUF)                                                                              \
     TGT static float dot_##SUF(const void *a, const float *b, int64_t n) {                           \
         __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();                                   \
@@ -51,7 +55,12 @@ TGT static inline __m512 ldm_bf16(const void *p, int64_t i, __mmask16 m) {
         __m512 t0 = _mm512_setzero_ps(), t1 = _mm512_setzero_ps();                                   \
         __m512 t2 = _mm512_setzero_ps(), t3 = _mm512_setzero_ps();                                   \
         int64_t i = 0;                                                                               \
+        const size_t pf = 4 * stride; /* the next four rows: the hardware prefetcher stops at pages */ \
         for (; i + 32 <= n; i += 32) {                                                               \
+            _mm_prefetch(r0 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                     \
+            _mm_prefetch(r1 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                     \
+            _mm_prefetch(r2 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                     \
+            _mm_prefetch(r3 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                     \
             __m512 x0 = _mm512_loadu_ps(b + i), x1 = _mm512_loadu_ps(b + i + 16);                    \
             s0 = _mm512_fmadd_ps(ld_##SUF(r0, i), x0, s0);                                           \
             s1 = _mm512_fmadd_ps(ld_##SUF(r1, i), x0, s1);                                           \
