@@ -1,10 +1,14 @@
-/* Causal grouped-query attention against the KV cache. One query row at a
- * time: the scores of one (token, head) pair over keys 0..pos live in a
- * per-thread buffer of n_ctx floats, so no n x n matrix is ever built.
- * Parallel over (token, head) pairs. An AVX-512 path (head_dim a multiple
- * of 16, up to 256) keeps the query and the output row in registers; the
- * portable path (owl_dot_f32 and plain loops) is what it is tested against
- * (OWL_CPU=scalar, or a head_dim that is not a multiple of 16). */
+/* Causal grouped-query attention against the KV cache, without ever building
+ * an n x n score matrix: each task holds the scores of one query row (or of
+ * a block of 16 query rows of one head) over keys 0..pos in a per-thread
+ * buffer. Parallel over (query block, head).
+ *
+ * Paths: the portable one (owl_dot_f32 and plain loops) is the reference;
+ * with AVX-512 and head_dim a multiple of 16 (<= 256), a single query row
+ * (generation) keeps the query and its output in registers, and a block of
+ * up to 16 query rows (prompt processing) is computed with the queries
+ * transposed so that 16 scores come out of each key without horizontal sums,
+ * a vectorised exp, and 16 / (head_dim/16) output rows accumulated at once. */
 #include "model/model.h"
 
 #include <math.h>
@@ -15,6 +19,13 @@
 #include <immintrin.h>
 #define OWL_ATT_AVX512 1
 #endif
+
+#define OWL_ATT_BLOCK 16 /* query rows per block */
+
+size_t owl_model_attention_scratch(int n_ctx, int head_dim) {
+    /* block scores [n_ctx][16] + transposed queries [head_dim][16] + row inverse sums */
+    return (size_t)n_ctx * OWL_ATT_BLOCK + (size_t)head_dim * OWL_ATT_BLOCK + OWL_ATT_BLOCK;
+}
 
 /* Attention of one query row q (hd floats) over keys/values 0..n_keys-1 at
  * K, V (row stride `stride` floats); sc: n_keys floats of scratch. */
@@ -41,7 +52,46 @@ static void attend_row_ref(const float *q, const float *K, const float *V, size_
 }
 
 #ifdef OWL_ATT_AVX512
-/* NV = hd / 16 vectors per row, a compile-time constant in each caller so
+/* exp(x) for x <= 0 (exactly 0 below -87, so no denormals reach the sums):
+ * 2^n * p(f), f = x - n ln2, degree-7 polynomial; relative error ~1e-7. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_le0(__m512 x) {
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), f);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+}
+
+/* sc[j] = exp(sc[j] - mx) for j < n; returns the sum. */
+__attribute__((target("avx512f"))) static float exp_sum_avx512(float *sc, int n, float mx) {
+    const __m512 m = _mm512_set1_ps(mx);
+    __m512 acc = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 e = exp_le0(_mm512_sub_ps(_mm512_loadu_ps(sc + j), m));
+        _mm512_storeu_ps(sc + j, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (j < n) {
+        __mmask16 k = (__mmask16)((1u << (n - j)) - 1);
+        __m512 e = exp_le0(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), m));
+        _mm512_mask_storeu_ps(sc + j, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* One query row; NV = hd / 16 is a compile-time constant in each caller so
  * that the query and the output stay in registers. */
 __attribute__((target("avx512f"), always_inline)) static inline void
 attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int n_keys, float scale, float *sc,
@@ -61,7 +111,8 @@ attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int
         float s0 = _mm512_reduce_add_ps(a0) * scale, s1 = _mm512_reduce_add_ps(a1) * scale;
         sc[j] = s0;
         sc[j + 1] = s1;
-        mx = fmaxf(mx, fmaxf(s0, s1));
+        if (s0 > mx) mx = s0;
+        if (s1 > mx) mx = s1;
     }
     for (; j < n_keys; j++) {
         const float *k0 = K + (size_t)j * stride;
@@ -69,21 +120,17 @@ attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int
         for (int i = 1; i < NV; i++) a0 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k0 + 16 * i), a0);
         float s0 = _mm512_reduce_add_ps(a0) * scale;
         sc[j] = s0;
-        mx = fmaxf(mx, s0);
+        if (s0 > mx) mx = s0;
     }
-    float sum = 0.0f;
-    for (j = 0; j < n_keys; j++) {
-        sc[j] = expf(sc[j] - mx);
-        sum += sc[j];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = 1.0f / exp_sum_avx512(sc, n_keys, mx);
     for (int i = 0; i < NV; i++) ov[i] = _mm512_setzero_ps();
     for (j = 0; j < n_keys; j++) {
-        const __m512 a = _mm512_set1_ps(sc[j] * inv);
+        const __m512 a = _mm512_set1_ps(sc[j]);
         const float *v = V + (size_t)j * stride;
         for (int i = 0; i < NV; i++) ov[i] = _mm512_fmadd_ps(a, _mm512_loadu_ps(v + 16 * i), ov[i]);
     }
-    for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, ov[i]);
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, _mm512_mul_ps(ov[i], iv));
 }
 
 __attribute__((target("avx512f"))) static void attend_row_avx512(const float *q, const float *K, const float *V,
@@ -96,6 +143,103 @@ __attribute__((target("avx512f"))) static void attend_row_avx512(const float *q,
     default: attend_row_nv(q, K, V, stride, n_keys, scale, sc, out, hd / 16); break;
     }
 }
+
+/* Output rows of QG queries (from q0) of a block: out[qi] = sum_j S[j][q0+qi]
+ * V[j] * inv[q0+qi]. NV * QG <= 16 accumulators. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+block_out(const float *S, const float *V, size_t stride, int n_keys, const float *inv, int q0, int nq, float *O,
+          size_t o_stride, const int NV, const int QG) {
+    __m512 acc[16];
+    for (int i = 0; i < NV * QG; i++) acc[i] = _mm512_setzero_ps();
+    for (int j = 0; j < n_keys; j++) {
+        const float *v = V + (size_t)j * stride;
+        const float *s = S + (size_t)j * OWL_ATT_BLOCK + q0;
+        for (int i = 0; i < NV; i++) {
+            const __m512 vv = _mm512_loadu_ps(v + 16 * i);
+            for (int g = 0; g < QG; g++) acc[g * NV + i] = _mm512_fmadd_ps(_mm512_set1_ps(s[g]), vv, acc[g * NV + i]);
+        }
+    }
+    for (int g = 0; g < QG && g < nq; g++) {
+        const __m512 iv = _mm512_set1_ps(inv[q0 + g]);
+        float *o = O + (size_t)(q0 + g) * o_stride;
+        for (int i = 0; i < NV; i++) _mm512_storeu_ps(o + 16 * i, _mm512_mul_ps(acc[g * NV + i], iv));
+    }
+}
+
+/* A block of nb <= 16 query rows of one head at positions pos_first.. :
+ * Q row i at Q + i * q_stride, output row i at O + i * o_stride. scratch:
+ * owl_model_attention_scratch floats. */
+__attribute__((target("avx512f"))) static void attend_block_avx512(const float *Q, size_t q_stride, int nb,
+                                                                    const float *K, const float *V, size_t stride,
+                                                                    int pos_first, int hd, float scale,
+                                                                    float *scratch, float *O, size_t o_stride) {
+    const int n_keys = pos_first + nb;
+    float *S = scratch;                                   /* [n_keys][16] */
+    float *qt = scratch + (size_t)n_keys * OWL_ATT_BLOCK; /* [hd][16] */
+    float *inv = qt + (size_t)hd * OWL_ATT_BLOCK;         /* [16] */
+    for (int d = 0; d < hd; d++)
+        for (int i = 0; i < OWL_ATT_BLOCK; i++) qt[d * OWL_ATT_BLOCK + i] = i < nb ? Q[(size_t)i * q_stride + d] * scale : 0.0f;
+
+    /* scores: 16 queries per key, four keys at a time, two chains each */
+    const __m512 lane = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j < n_keys; j += 4) {
+        const int kn = n_keys - j < 4 ? n_keys - j : 4;
+        __m512 a[8];
+        for (int u = 0; u < 8; u++) a[u] = _mm512_setzero_ps();
+        const float *k0 = K + (size_t)j * stride;
+        if (kn == 4) {
+            for (int d = 0; d < hd; d += 2) {
+                const __m512 q0 = _mm512_loadu_ps(qt + d * OWL_ATT_BLOCK);
+                const __m512 q1 = _mm512_loadu_ps(qt + (d + 1) * OWL_ATT_BLOCK);
+                for (int u = 0; u < 4; u++) {
+                    const float *k = k0 + (size_t)u * stride + d;
+                    a[2 * u] = _mm512_fmadd_ps(q0, _mm512_set1_ps(k[0]), a[2 * u]);
+                    a[2 * u + 1] = _mm512_fmadd_ps(q1, _mm512_set1_ps(k[1]), a[2 * u + 1]);
+                }
+            }
+        } else {
+            for (int d = 0; d < hd; d += 2) {
+                const __m512 q0 = _mm512_loadu_ps(qt + d * OWL_ATT_BLOCK);
+                const __m512 q1 = _mm512_loadu_ps(qt + (d + 1) * OWL_ATT_BLOCK);
+                for (int u = 0; u < kn; u++) {
+                    const float *k = k0 + (size_t)u * stride + d;
+                    a[2 * u] = _mm512_fmadd_ps(q0, _mm512_set1_ps(k[0]), a[2 * u]);
+                    a[2 * u + 1] = _mm512_fmadd_ps(q1, _mm512_set1_ps(k[1]), a[2 * u + 1]);
+                }
+            }
+        }
+        for (int u = 0; u < kn; u++) {
+            __m512 s = _mm512_add_ps(a[2 * u], a[2 * u + 1]);
+            const int jj = j + u;
+            if (jj > pos_first) { /* causal: query i sees keys <= pos_first + i */
+                const __mmask16 late = _mm512_cmp_ps_mask(lane, _mm512_set1_ps((float)(jj - pos_first)), _CMP_LT_OQ);
+                s = _mm512_mask_mov_ps(s, late, _mm512_set1_ps(-INFINITY));
+            }
+            _mm512_storeu_ps(S + (size_t)jj * OWL_ATT_BLOCK, s);
+            mx = _mm512_max_ps(mx, s);
+        }
+    }
+    /* softmax numerators and sums, per query lane */
+    __m512 sum = _mm512_setzero_ps();
+    for (j = 0; j < n_keys; j++) {
+        const __m512 e = exp_le0(_mm512_sub_ps(_mm512_loadu_ps(S + (size_t)j * OWL_ATT_BLOCK), mx));
+        _mm512_storeu_ps(S + (size_t)j * OWL_ATT_BLOCK, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+    /* outputs */
+    const int nv = hd / 16;
+    for (int q0 = 0; q0 < nb;) {
+        switch (nv) {
+        case 2: block_out(S, V, stride, n_keys, inv, q0, nb - q0, O, o_stride, 2, 8); q0 += 8; break;
+        case 4: block_out(S, V, stride, n_keys, inv, q0, nb - q0, O, o_stride, 4, 4); q0 += 4; break;
+        case 8: block_out(S, V, stride, n_keys, inv, q0, nb - q0, O, o_stride, 8, 2); q0 += 2; break;
+        default: block_out(S, V, stride, n_keys, inv, q0, nb - q0, O, o_stride, nv, 1); q0 += 1; break;
+        }
+    }
+}
 #endif
 
 void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
@@ -105,28 +249,37 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
     const float scale = 1.0f / sqrtf((float)hd);
     const float *K = c->k_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
     const float *V = c->v_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
+    const size_t per_thread = owl_model_attention_scratch(c->n_ctx, hd);
     int nt = owl_threads();
     if (nt > c->n_score_threads) nt = c->n_score_threads;
-    const int total = n * n_heads;
     bool fast = false;
 #ifdef OWL_ATT_AVX512
     fast = owl_cpu_get()->avx512f && !owl_cpu_scalar_forced() && hd % 16 == 0 && hd <= 256;
 #endif
+    /* blocks of query rows for prompts, single rows otherwise */
+    const int bs = (fast && n >= 4) ? OWL_ATT_BLOCK : 1;
+    const int n_blocks = (n + bs - 1) / bs;
+    const int total = n_blocks * n_heads;
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (total > 1)
     for (int i = 0; i < total; i++) {
-        const int t = i / n_heads, h = i % n_heads, g = h / group;
-        float *sc = c->scores + (size_t)omp_get_thread_num() * (size_t)c->n_ctx;
+        const int b = i / n_heads, h = i % n_heads, g = h / group;
+        const int t = b * bs, nb = n - t < bs ? n - t : bs;
+        float *sc = c->scores + (size_t)omp_get_thread_num() * per_thread;
         const float *qv = c->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
         float *out = c->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
         const float *kg = K + (size_t)g * (size_t)hd, *vg = V + (size_t)g * (size_t)hd;
 #ifdef OWL_ATT_AVX512
         if (fast) {
-            attend_row_avx512(qv, kg, vg, (size_t)kvd, pos0 + t + 1, hd, scale, sc, out);
+            if (bs > 1)
+                attend_block_avx512(qv, (size_t)qd, nb, kg, vg, (size_t)kvd, pos0 + t, hd, scale, sc, out, (size_t)qd);
+            else
+                attend_row_avx512(qv, kg, vg, (size_t)kvd, pos0 + t + 1, hd, scale, sc, out);
             continue;
         }
 #endif
         (void)fast;
+        (void)nb;
         attend_row_ref(qv, kg, vg, (size_t)kvd, pos0 + t + 1, hd, scale, sc, out);
     }
 }

@@ -51,7 +51,7 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     c->att = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
     c->gate = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
     c->up = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
-    c->scores = alloc_floats((uint64_t)nt, (uint64_t)n_ctx, &st);
+    c->scores = alloc_floats((uint64_t)nt, (uint64_t)owl_model_attention_scratch(n_ctx, hp->head_dim), &st);
     c->rope_cs = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
     c->rope_inv = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
     if (!c->rope_inv && !st) st = OWL_ERR_NOMEM;

@@ -81,7 +81,7 @@ struct owl_ctx {
     float *att;         /* n_ub x q_dim: attention output */
     float *o;           /* n_ub x dim: projection out */
     float *gate, *up;   /* n_ub x ffn_dim */
-    float *scores;      /* n_score_threads x n_ctx */
+    float *scores;      /* n_score_threads x owl_model_attention_scratch() */
     double *rope_inv;   /* n_rot/2 inverse frequencies */
     float *rope_cs;     /* n_ub x n_rot/2 x (cos, sin) of the micro-batch's positions */
     int n_score_threads;
@@ -102,5 +102,7 @@ owl_status owl_model_forward(owl_ctx *ctx, const int32_t *tokens, int n, bool la
 /* Causal grouped-query attention of n query rows (in ctx->q, roped) at
  * positions pos0.. against layer l's cache; writes ctx->att. */
 void owl_model_attention(owl_ctx *ctx, int l, int pos0, int n);
+/* Floats of per-thread scratch owl_model_attention needs. */
+size_t owl_model_attention_scratch(int n_ctx, int head_dim);
 
 #endif
