@@ -271,19 +271,19 @@ static void test_file(const char *stem, file_stats st[OWL_DTYPE_COUNT]) {
     free(ip);
     CHECK(f != NULL);
     if (!f) return;
-    char name[128], qf[160], ff[160];
+    char name[128], qf[160], ff[160], df[160];
     int type;
     long rows, cols;
     int ntensors = 0;
-    while (fscanf(f, "%127s %d %ld %ld %159s %159s", name, &type, &rows, &cols, qf, ff) == 6) {
+    while (fscanf(f, "%127s %d %ld %ld %159s %159s %159s", name, &type, &rows, &cols, qf, ff, df) == 7) {
         ntensors++;
         owl_dtype t = (owl_dtype)type;
         CHECKF(owl_quant_supported(t), "%s %s: type %d not supported", stem, name, type);
         if (!owl_quant_supported(t)) continue;
-        char *qp = path_join(dir, qf), *fp = path_join(dir, ff);
-        size_t qsize = 0, fsize = 0;
+        char *qp = path_join(dir, qf), *fp = path_join(dir, ff), *dp = path_join(dir, df);
+        size_t qsize = 0, fsize = 0, dsize = 0;
         uint8_t *q = read_all(qp, &qsize);
-        float *orig = read_all(fp, &fsize);
+        float *orig = read_all(fp, &fsize), *npdeq = read_all(dp, &dsize);
         const int64_t n = rows * cols;
         const size_t rb = row_bytes(t, cols);
         CHECKF(q && orig && qsize == rb * (size_t)rows && fsize == sizeof(float) * (size_t)n, "%s %s: extracted sizes", stem, name);
@@ -291,6 +291,15 @@ static void test_file(const char *stem, file_stats st[OWL_DTYPE_COUNT]) {
             float *deq = malloc(sizeof(float) * (size_t)n), *mine = malloc(sizeof(float) * (size_t)n);
             uint8_t *requant = malloc(qsize);
             for (long r = 0; r < rows; r++) owl_quant_dequantize_row(t, q + r * rb, deq + r * cols, cols);
+            /* NumPy's float64 dequantization from the block specification:
+             * equal up to owl's float rounding */
+            CHECKF(npdeq && dsize == fsize, "%s %s: NumPy dequantization missing", stem, name);
+            if (npdeq && dsize == fsize) {
+                double scale = rms(npdeq, n), worst = 0;
+                for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)deq[i] - npdeq[i]) / (fabs(npdeq[i]) + scale));
+                CHECKF(worst <= 1e-6, "%s %s (%s): owl's dequantization differs from NumPy's by %g", stem, name, owl_dtype_name(t),
+                       worst);
+            }
             for (long r = 0; r < rows; r++) CHECK(owl_quant_quantize_row(t, orig + r * cols, requant + r * rb, cols) == OWL_OK);
             for (long r = 0; r < rows; r++) owl_quant_dequantize_row(t, requant + r * rb, mine + r * cols, cols);
             double rel = rmse(deq, orig, n) / rms(orig, n);
@@ -314,8 +323,10 @@ static void test_file(const char *stem, file_stats st[OWL_DTYPE_COUNT]) {
         }
         free(q);
         free(orig);
+        free(npdeq);
         free(qp);
         free(fp);
+        free(dp);
     }
     fclose(f);
     CHECKF(ntensors >= 21, "%s: %d tensors compared", stem, ntensors);

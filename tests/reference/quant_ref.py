@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Extracts quantized tensors from a GGUF file written by llama.cpp together
 with the matching F32 rows of the original Hugging Face safetensors, for
-tests/test_quant.c. Independent of owl's own GGUF / safetensors readers.
+tests/test_quant.c, and dequantizes the blocks with NumPy (float64) from the
+GGUF block specification. Independent of owl's own readers and kernels.
 
 usage: quant_ref.py GGUF SAFETENSORS OUTDIR MAXROWS
 Writes OUTDIR/index.txt with one line per tensor:
-    gguf_name type_id rows cols file.q file.f32
-where file.q holds the first `rows` rows of raw blocks and file.f32 the same
-rows as little-endian float32. Only tensors that llama.cpp's converter does
-not permute are listed (attn_q / attn_k are reordered per head)."""
+    gguf_name type_id rows cols file.q file.f32 file.deq
+where file.q holds the first `rows` rows of raw blocks, file.f32 the same
+rows of the original as little-endian float32, and file.deq NumPy's
+dequantization of file.q (float32). Only tensors that llama.cpp's converter
+does not permute are listed (attn_q / attn_k are reordered per head)."""
 import json
 import os
 import struct
@@ -90,6 +92,86 @@ def read_safetensors(path):
     return out
 
 
+def f16(b, lo):
+    return b[:, lo:lo + 2].copy().view("<f2").astype(np.float64)  # (nblocks, 1)
+
+
+def nibble_pairs(qs):
+    """16 bytes per block -> 32 levels: low nibbles then high nibbles."""
+    return np.concatenate([qs & 15, qs >> 4], axis=1).astype(np.int64)
+
+
+def bits32(b, lo):
+    """bit j of the little-endian u32 at lo, for j < 32"""
+    u = b[:, lo:lo + 4].copy().view("<u4").astype(np.int64)
+    return (u >> np.arange(32)) & 1
+
+
+E = np.arange(256)
+
+
+def k_low2(qs):
+    """2-bit fields of Q2_K / Q3_K: element e at shift 2*((e%128)//32) of byte 32*(e//128) + e%32"""
+    return (qs[:, 32 * (E // 128) + E % 32].astype(np.int64) >> (2 * ((E % 128) // 32))) & 3
+
+
+def k_scales_6bit(s):
+    """Q4_K / Q5_K: 8 scales and 8 mins of 6 bits packed in 12 bytes"""
+    s = s.astype(np.int64)
+    sc = np.zeros((s.shape[0], 8), np.int64)
+    mn = np.zeros_like(sc)
+    for j in range(8):
+        if j < 4:
+            sc[:, j] = s[:, j] & 63
+            mn[:, j] = s[:, j + 4] & 63
+        else:
+            sc[:, j] = (s[:, j + 4] & 15) | ((s[:, j - 4] >> 6) << 4)
+            mn[:, j] = (s[:, j + 4] >> 4) | ((s[:, j] >> 6) << 4)
+    return sc, mn
+
+
+def dequantize(t, raw, n):
+    be, bb = BLOCKS[t]
+    b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, bb)
+    if t == 8:  # Q8_0: d, qs[32]
+        y = f16(b, 0) * b[:, 2:].view(np.int8)
+    elif t == 2:  # Q4_0: d, qs[16]
+        y = f16(b, 0) * (nibble_pairs(b[:, 2:18]) - 8)
+    elif t == 3:  # Q4_1: d, m, qs[16]
+        y = f16(b, 0) * nibble_pairs(b[:, 4:20]) + f16(b, 2)
+    elif t == 6:  # Q5_0: d, qh[4], qs[16]
+        y = f16(b, 0) * ((nibble_pairs(b[:, 6:22]) | (bits32(b, 2) << 4)) - 16)
+    elif t == 7:  # Q5_1: d, m, qh[4], qs[16]
+        y = f16(b, 0) * (nibble_pairs(b[:, 8:24]) | (bits32(b, 4) << 4)) + f16(b, 2)
+    elif t == 10:  # Q2_K: scales[16], qs[64], d, dmin
+        sc = b[:, 0:16].astype(np.int64)[:, E // 16]
+        y = f16(b, 80) * (sc & 15) * k_low2(b[:, 16:80]) - f16(b, 82) * (sc >> 4)
+    elif t == 11:  # Q3_K: hmask[32], qs[64], scales[12], d
+        s = b[:, 96:108].astype(np.int64)
+        i = np.arange(16)
+        lo4 = np.where(i < 8, s[:, i % 8] & 15, s[:, i % 8] >> 4)
+        hi2 = (s[:, 8 + i % 4] >> (2 * (i // 4))) & 3
+        sc = (lo4 | (hi2 << 4)) - 32
+        h = (b[:, E % 32].astype(np.int64) >> (E // 32)) & 1
+        y = f16(b, 108) * sc[:, E // 16] * (k_low2(b[:, 32:96]) - 4 * (1 - h))
+    elif t in (12, 13):  # Q4_K: d, dmin, scales[12], qs[128]; Q5_K adds qh[32] before qs
+        sc, mn = k_scales_6bit(b[:, 4:16])
+        qs = b[:, 16:144] if t == 12 else b[:, 48:176]
+        q = (qs[:, 32 * (E // 64) + E % 32].astype(np.int64) >> (4 * ((E % 64) // 32))) & 15
+        if t == 13:
+            q |= ((b[:, 16 + E % 32].astype(np.int64) >> (E // 32)) & 1) << 4
+        y = f16(b, 0) * sc[:, E // 32] * q - f16(b, 2) * mn[:, E // 32]
+    elif t == 14:  # Q6_K: ql[128], qh[64], scales[16] int8, d
+        n_, k, l = E // 128, (E % 128) // 32, E % 32
+        lo = (b[:, 64 * n_ + 32 * (k & 1) + l].astype(np.int64) >> (4 * (k >> 1))) & 15
+        hi = (b[:, 128 + 32 * n_ + l].astype(np.int64) >> (2 * k)) & 3
+        sc = b[:, 192:208].view(np.int8).astype(np.int64)
+        y = f16(b, 208) * sc[:, E // 16] * ((lo | (hi << 4)) - 32)
+    else:
+        raise ValueError("type %d" % t)
+    return y.reshape(-1)[:n]
+
+
 def hf_name(name):
     if name == "token_embd.weight":
         return "model.embed_tokens.weight"
@@ -121,7 +203,10 @@ def main():
             fo.write(data[start:start + n * row_bytes])
         with open(os.path.join(outdir, stem + ".f32"), "wb") as fo:
             fo.write(np.ascontiguousarray(f[:n], dtype="<f4").tobytes())
-        lines.append("%s %d %d %d %s.q %s.f32\n" % (name, t, n, cols, stem, stem))
+        deq = dequantize(t, data[start:start + n * row_bytes], n * cols)
+        with open(os.path.join(outdir, stem + ".deq"), "wb") as fo:
+            fo.write(deq.astype("<f4").tobytes())
+        lines.append("%s %d %d %d %s.q %s.f32 %s.deq\n" % (name, t, n, cols, stem, stem, stem))
     with open(os.path.join(outdir, "index.txt"), "w") as fo:
         fo.writelines(lines)
 
