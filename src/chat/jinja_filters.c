@@ -528,7 +528,6 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
         if (!jinja_bind(at, name, a, NULL, 0, 0, NULL, x)) return false;
         bool last = name[0] == 'l';
         if (last && v.t == JV_LIST && v.tuple == ITER) return jerr(at, "last: a generator is not reversible");
-        if (last && v.t == JV_UNDEF) return jerr(at, "%s", v.u.hint ? v.u.hint : "value is undefined");
         jlist *items;
         if (!jinja_iter(st, at, v, &items)) return false;
         if (items->n == 0) *out = jv_undef(last ? "No last item, sequence was empty." : "No first item, sequence was empty.");

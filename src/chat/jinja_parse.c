@@ -296,7 +296,21 @@ static owl_status parse_subscript(parser *P, jnode *obj, jnode **out) {
             continue;
         }
         if (is_op(P, OP_RBRACKET)) break;
-        if (is_op(P, OP_COMMA)) return perr(cur(P), "tuple subscripts are not supported");
+        if (is_op(P, OP_COMMA)) { /* x[a, b] is x[(a, b)] */
+            if (slice || !parts[0]) return perr(cur(P), "slices in tuple subscripts are not supported");
+            jnode *tup;
+            NEW(tup, N_TUPLE, cur(P));
+            if (!nodes_push(P, &tup->list, parts[0])) return OWL_ERR_NOMEM;
+            while (is_op(P, OP_COMMA)) {
+                adv(P);
+                if (is_op(P, OP_RBRACKET)) break;
+                jnode *e;
+                TRY(parse_expr(P, true, &e));
+                if (!nodes_push(P, &tup->list, e)) return OWL_ERR_NOMEM;
+            }
+            parts[0] = tup;
+            continue;
+        }
         if (parts[np]) return perr(cur(P), "expected ']' or ':', got %s", describe(cur(P)));
         TRY(parse_expr(P, true, &parts[np]));
     }

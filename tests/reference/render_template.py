@@ -15,6 +15,10 @@ Usage:
       and N seeded random ones per template, and writes
       {"now": ..., "templates": [{"name", "source"}],
        "cases": [{"template": index, "inputs", "ok", "output", "error"}]}
+  render_template.py random-templates OUT.json N SEED
+      N seeded random templates (expressions, filters, tests, methods, loops,
+      whitespace control) rendered with one fixed set of inputs:
+      {"now", "inputs", "cases": [{"template", "ok", "output", "error"}]}
 """
 import datetime
 import glob
@@ -223,6 +227,110 @@ def gen_cases(root, outp, n_random, seed):
         json.dump({"now": NOW, "templates": templates, "cases": cases}, f, ensure_ascii=True)
 
 
+# ---- random templates (differential test of the interpreter itself) ----
+
+RT_INPUTS = {
+    "messages": [{"role": "system", "content": "Sys"}, {"role": "user", "content": "Hi there"},
+                 {"role": "assistant", "content": "Hello!",
+                  "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]}],
+    "x": 5, "f": 2.5, "s": "Hello World", "n": None, "t": True, "l": [3, 1, 2], "d": {"b": 1, "a": 2},
+    "u8": "na\u00efve \u2713", "words": ["b", "A", "c", "a"], "add_generation_prompt": True,
+    "bos_token": "<s>", "eos_token": "</s>"}
+RT_ATOMS = ["x", "f", "n", "t", "s", "l", "d", "u8", "words", "messages", "messages[0]", "messages[1].content",
+            "messages[-1]", "nope", "1", "0", "-3", "2.5", "0.1", "'abc'", "' a B '", "''", "[1, 2, 3]", "[]",
+            "{'k': 1, 'j': [2]}", "none", "true", "false", "(1, 'a')", "'x\\ny'", "1e3", "10",
+            "'Hello World'", "d.a", "d['b']", "messages|length", "loop_i", "ns.v"]
+RT_FILTERS = ["trim", "length", "upper", "lower", "capitalize", "title", "string", "list", "first", "last",
+              "int", "float", "abs", "round", "reverse|list", "sort", "unique|list", "join", "join(', ')",
+              "default('D')", "default('D', true)", "tojson", "tojson(indent=2)", "items|list", "dictsort",
+              "count", "replace('a', 'b')", "map(attribute='role')|list",
+              "selectattr('role', 'equalto', 'user')|list", "select('odd')|list", "reject('none')|list",
+              "map('string')|join", "min", "max", "sum", "indent(2)", "e", "safe", "d('x')", "trim('a')",
+              "round(1)", "sort(reverse=true)", "map('upper')|list", "select|list"]
+RT_TESTS = ["defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable",
+            "sequence", "boolean", "true", "false", "odd", "even", "divisibleby 2", "equalto 1", "in [1, 2]",
+            "lower", "upper", "eq 'abc'", "gt 1", "lt 2", "ne 0"]
+RT_METHODS = ["strip()", "lstrip()", "rstrip('x')", "upper()", "lower()", "title()", "capitalize()",
+              "split()", "split(',')", "split(' ', 1)", "rsplit(' ', 1)", "startswith('a')",
+              "endswith(('c', 'd'))", "replace('l', 'L')", "find('o')", "count('l')", "items()|list",
+              "keys()|list", "values()|list", "get('a')", "get('zz', 0)", "index(1)", "format(1)",
+              "join(['p', 'q'])", "rfind('l')", "strip(' a')"]
+RT_BINOPS = ["+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in",
+             "and", "or"]
+
+
+def random_template(rng):
+    def expr(depth=0):
+        r = rng.random()
+        if depth > 3 or r < 0.3:
+            return rng.choice(RT_ATOMS)
+        if r < 0.45:
+            return "%s|%s" % (expr(depth + 1), rng.choice(RT_FILTERS))
+        if r < 0.55:
+            return "%s is %s%s" % (expr(depth + 1), rng.choice(["", "not "]), rng.choice(RT_TESTS))
+        if r < 0.65:
+            return "%s.%s" % (rng.choice(["s", "u8", "d", "l", "words", "messages[0].content", "'a,b c'"]),
+                              rng.choice(RT_METHODS))
+        if r < 0.85:
+            return "(%s %s %s)" % (expr(depth + 1), rng.choice(RT_BINOPS), expr(depth + 1))
+        if r < 0.9:
+            return "(%s if %s else %s)" % (expr(depth + 1), expr(depth + 1), expr(depth + 1))
+        if r < 0.95:
+            return "not %s" % expr(depth + 1)
+        return "%s[%s]" % (rng.choice(["l", "s", "u8", "words", "messages", "'abcdef'"]),
+                           rng.choice(["0", "-1", "1:", ":-1", "::-1", "::2", "5", "1:3", "-2:"]))
+
+    def tag(body):
+        return "{%" + rng.choice(["", "-", "", "+"]) + " " + body + " " + rng.choice(["", "-", "", "+"]) + "%}"
+
+    def text():
+        return rng.choice(["", " ", "\n", "  \n", "txt", "\n  ", "a b\n", "\t", "\n\n"])
+
+    def stmts(depth=0):
+        out = []
+        for _ in range(rng.randint(1, 3)):
+            r = rng.random()
+            out.append(text())
+            if depth > 2 or r < 0.4:
+                out.append("{{" + rng.choice(["", "-"]) + " " + expr() + " " + rng.choice(["", "-"]) + "}}")
+            elif r < 0.55:
+                out.append(tag("if " + expr()) + stmts(depth + 1) +
+                           (tag("else") + stmts(depth + 1) if rng.random() < 0.5 else "") + tag("endif"))
+            elif r < 0.7:
+                it = rng.choice(["l", "messages", "words", "d", "s", "range(3)", "d.items()", "[]", "nope"])
+                tgt = "k, v" if it == "d.items()" else "loop_i"
+                filt = " if loop_i" if rng.random() < 0.2 and tgt == "loop_i" else ""
+                body = stmts(depth + 1)
+                if rng.random() < 0.3:
+                    body += tag("if loop.index > 1") + tag(rng.choice(["break", "continue"])) + tag("endif")
+                body += "{{ loop.index }}{{ loop.last }}"
+                out.append(tag("for %s in %s%s" % (tgt, it, filt)) + body +
+                           (tag("else") + "E" if rng.random() < 0.3 else "") + tag("endfor"))
+            elif r < 0.8:
+                out.append(tag("set ns.v = " + expr()))
+            elif r < 0.9:
+                out.append(tag("set x = " + expr()))
+            else:
+                out.append("{#" + rng.choice(["", "-"]) + " c " + rng.choice(["", "-"]) + "#}")
+            out.append(text())
+        return "".join(out)
+
+    return tag("set ns = namespace(v=0)") + stmts()
+
+
+def random_templates(outp, n, seed):
+    env = make_env(NOW)
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(n):
+        src = random_template(rng)
+        r = render(env, src, RT_INPUTS)
+        r.update({"template": src})
+        cases.append(r)
+    with open(outp, "w", encoding="utf-8") as f:
+        json.dump({"now": NOW, "inputs": RT_INPUTS, "cases": cases}, f, ensure_ascii=True)
+
+
 def main(argv):
     if len(argv) >= 3 and argv[1] == "batch":
         batch(argv[2], argv[3])
@@ -236,6 +344,9 @@ def main(argv):
             elif rest[i] == "--seed":
                 seed = int(rest[i + 1])
         gen_cases(argv[2], argv[3], n, seed)
+        return 0
+    if len(argv) >= 5 and argv[1] == "random-templates":
+        random_templates(argv[2], int(argv[3]), int(argv[4]))
         return 0
     sys.stderr.write(__doc__)
     return 2
