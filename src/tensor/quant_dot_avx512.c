@@ -255,6 +255,15 @@ static float T512 dot_q4_k(const void *w, const void *x, int64_t nb) { Q45K_BODY
 
 static float T512 dot_q5_k(const void *w, const void *x, int64_t nb) { Q45K_BODY(blk_q5_k, Q5K) }
 
+/* 64 levels (four groups of 16, unsigned, <= 63) times 64 activations:
+ * pair sums by vpmaddubsw (no saturation: 2 * 63 * 127 < 2^15), then each
+ * group's pairs times its scale into tot by vpdpwssd. Group g + j/8 for
+ * 16-bit lane j; scw holds the 16 group scales as int16 in its low half. */
+static inline T512 __m512i groups4(__m512i tot, __m512i q, const int8_t *xq, int g, __m512i scw) {
+    __m512i idx = _mm512_add_epi16(_mm512_or_si512(IDX16(0), _mm512_slli_epi32(IDX16(0), 16)), _mm512_set1_epi16((short)g));
+    return _mm512_dpwssd_epi32(tot, _mm512_maddubs_epi16(q, _mm512_loadu_si512(xq)), _mm512_permutexvar_epi16(idx, scw));
+}
+
 static float T512 dot_q6_k(const void *w, const void *x, int64_t nb) {
     const blk_q6_k *a = w;
     const blk_q8_k *b = x;
@@ -262,7 +271,7 @@ static float T512 dot_q6_k(const void *w, const void *x, int64_t nb) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         PREFETCH_BLOCK(a + i)
-        const __m512i scv = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)a[i].scales));
+        const __m512i scw = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales)));
         __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(_mm_loadu_si128((const __m128i *)a[i].scales), &b[i]), 5)); /* the -32 offset */
         for (int n = 0; n < 2; n++) {
             __m512i l = _mm512_loadu_si512(a[i].ql + 64 * n);
@@ -272,10 +281,8 @@ static float T512 dot_q6_k(const void *w, const void *x, int64_t nb) {
             __m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_slli_epi16(hh, 4), m30));
             /* k=2 (bits 4-5), k=3 (bits 6-7) */
             __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(hh, m30));
-            __m512i p01 = _mm512_dpbusd_epi32(zero, q01, _mm512_loadu_si512(b[i].qs + 128 * n));
-            __m512i p23 = _mm512_dpbusd_epi32(zero, q23, _mm512_loadu_si512(b[i].qs + 128 * n + 64));
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p01, _mm512_permutexvar_epi32(IDX16(8 * n), scv)));
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p23, _mm512_permutexvar_epi32(IDX16(8 * n + 4), scv)));
+            tot = groups4(tot, q01, b[i].qs + 128 * n, 8 * n, scw);
+            tot = groups4(tot, q23, b[i].qs + 128 * n + 64, 8 * n + 4, scw);
         }
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
     }
@@ -290,7 +297,7 @@ static float T512 dot_q2_k(const void *w, const void *x, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         PREFETCH_BLOCK(a + i)
         __m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
-        const __m512i scv = _mm512_and_si512(_mm512_cvtepu8_epi32(raw), _mm512_set1_epi32(15));
+        const __m512i scw = _mm512_castsi256_si512(_mm256_and_si256(_mm256_cvtepu8_epi16(raw), _mm256_set1_epi16(15)));
         __m256i mn16 = _mm256_srli_epi16(_mm256_cvtepu8_epi16(raw), 4);
         __m256i imin = _mm256_madd_epi16(mn16, _mm256_loadu_si256((const __m256i *)b[i].bsums));
         __m512i tot = zero;
@@ -298,10 +305,8 @@ static float T512 dot_q2_k(const void *w, const void *x, int64_t nb) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * n));
             __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 2), 1);
             __m512i q01 = _mm512_and_si512(z, m2), q23 = _mm512_and_si512(_mm512_srli_epi16(z, 4), m2);
-            __m512i p01 = _mm512_dpbusd_epi32(zero, q01, _mm512_loadu_si512(b[i].qs + 128 * n));
-            __m512i p23 = _mm512_dpbusd_epi32(zero, q23, _mm512_loadu_si512(b[i].qs + 128 * n + 64));
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p01, _mm512_permutexvar_epi32(IDX16(8 * n), scv)));
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p23, _mm512_permutexvar_epi32(IDX16(8 * n + 4), scv)));
+            tot = groups4(tot, q01, b[i].qs + 128 * n, 8 * n, scw);
+            tot = groups4(tot, q23, b[i].qs + 128 * n + 64, 8 * n + 4, scw);
         }
         float dx = qi_f(b[i].d);
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * dx), acc);
@@ -328,7 +333,7 @@ static float T512 dot_q3_k(const void *w, const void *x, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         PREFETCH_BLOCK(a + i)
         __m128i sc8 = q3k_scales(a[i].scales);
-        const __m512i scv = _mm512_cvtepi8_epi32(sc8);
+        const __m512i scw = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
         /* levels are stored as low + 4*h in 0..7: take 4 * sum(sc * x) off */
         __m512i tot = _mm512_sub_epi32(zero, _mm512_slli_epi32(group_sums(sc8, &b[i]), 2));
         const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)a[i].hmask));
@@ -342,10 +347,8 @@ static float T512 dot_q3_k(const void *w, const void *x, int64_t nb) {
                                              _mm256_set1_epi8((char)(1 << (4 * n + 3))), 1);
             q01 = _mm512_mask_add_epi8(q01, _mm512_test_epi8_mask(hm, b01), q01, four);
             q23 = _mm512_mask_add_epi8(q23, _mm512_test_epi8_mask(hm, b23), q23, four);
-            __m512i p01 = _mm512_dpbusd_epi32(zero, q01, _mm512_loadu_si512(b[i].qs + 128 * n));
-            __m512i p23 = _mm512_dpbusd_epi32(zero, q23, _mm512_loadu_si512(b[i].qs + 128 * n + 64));
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p01, _mm512_permutexvar_epi32(IDX16(8 * n), scv)));
-            tot = _mm512_add_epi32(tot, _mm512_mullo_epi32(p23, _mm512_permutexvar_epi32(IDX16(8 * n + 4), scv)));
+            tot = groups4(tot, q01, b[i].qs + 128 * n, 8 * n, scw);
+            tot = groups4(tot, q23, b[i].qs + 128 * n + 64, 8 * n + 4, scw);
         }
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot), _mm512_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
     }
