@@ -404,6 +404,26 @@ int main(void) {
     check_bad_model("bad_norm_shape", "--no-ref --bad-shape output_norm.weight", OWL_ERR_FORMAT, "output_norm.weight",
                     "expected [64]");
     check_bad_model("bad_embd_missing", "--no-ref --drop token_embd.weight", OWL_ERR_FORMAT, "token_embd.weight", NULL);
+    check_bad_model("bad_kv_heads", "--no-ref --set llama.attention.head_count_kv=u32:3", OWL_ERR_FORMAT,
+                    "head_count_kv 3", NULL);
+    check_bad_model("bad_dim_missing", "--no-ref --unset llama.embedding_length", OWL_ERR_FORMAT,
+                    "llama.embedding_length", "missing");
+    check_bad_model("bad_dim_type", "--no-ref --set llama.embedding_length=str:64", OWL_ERR_FORMAT,
+                    "llama.embedding_length", "not an integer");
+    check_bad_model("bad_layers", "--no-ref --set llama.block_count=u32:3", OWL_ERR_FORMAT, "blk.2.attn_norm.weight",
+                    "missing");
+    check_bad_model("bad_layers_zero", "--no-ref --set llama.block_count=u32:0", OWL_ERR_FORMAT, "llama.block_count",
+                    "outside");
+    check_bad_model("bad_ffn", "--no-ref --set llama.feed_forward_length=u32:100", OWL_ERR_FORMAT,
+                    "blk.0.ffn_gate.weight", "expected [64, 100]");
+    check_bad_model("bad_rot", "--no-ref --set llama.rope.dimension_count=u32:7", OWL_ERR_FORMAT,
+                    "llama.rope.dimension_count", "odd");
+    check_bad_model("bad_heads", "--no-ref --set llama.attention.head_count=u32:5 --set llama.attention.head_count_kv=u32:5",
+                    OWL_ERR_FORMAT, "not a multiple of the head count", NULL);
+    check_bad_model("bad_eps", "--no-ref --set llama.attention.layer_norm_rms_epsilon=f32:-1", OWL_ERR_FORMAT,
+                    "layer_norm_rms_epsilon", "outside");
+    check_bad_model("bad_arch_type", "--no-ref --set general.architecture=u32:7", OWL_ERR_FORMAT,
+                    "general.architecture", "not a string");
     check_bad_calls();
 
     check_wp();

@@ -26,8 +26,8 @@ static owl_status hp_int(const owl_model *m, const char *suffix, bool required, 
     }
     int64_t x;
     if (!owl_meta_get_i64(&m->weights.meta, key, &x))
-        return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s is not an integer (type %d)", m->weights.path, key,
-                          (int)v->type);
+        return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s is not an integer (it is %s)", m->weights.path, key,
+                          owl_meta_type_name(v->type));
     if (x < lo || x > hi)
         return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s = %lld is outside [%lld, %lld]", m->weights.path,
                           key, (long long)x, (long long)lo, (long long)hi);
@@ -45,8 +45,8 @@ static owl_status hp_float(const owl_model *m, const char *suffix, double dflt, 
     }
     double x;
     if (!owl_meta_get_f64(&m->weights.meta, key, &x))
-        return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s is not a number (type %d)", m->weights.path, key,
-                          (int)v->type);
+        return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s is not a number (it is %s)", m->weights.path, key,
+                          owl_meta_type_name(v->type));
     if (!(x >= lo && x <= hi))
         return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s = %g is outside [%g, %g]", m->weights.path, key, x,
                           lo, hi);
@@ -235,8 +235,13 @@ static void compute_sizes(owl_model *m) {
 owl_status owl_model_bind(owl_model *m) {
     owl_str an;
     const char *path = m->weights.path ? m->weights.path : "model";
-    if (!owl_meta_get_str(&m->weights.meta, "general.architecture", &an))
+    if (!owl_meta_get_str(&m->weights.meta, "general.architecture", &an)) {
+        const owl_meta_value *v = owl_meta_find(&m->weights.meta, "general.architecture");
+        if (v)
+            return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key general.architecture is not a string (it is %s)", path,
+                              owl_meta_type_name(v->type));
         return owl_errorf(OWL_ERR_FORMAT, "%s: missing metadata key general.architecture", path);
+    }
     m->arch = owl_arch_find(an.ptr, an.len);
     if (!m->arch)
         return owl_errorf(OWL_ERR_UNSUPPORTED, "%s: unknown architecture \"%.*s\" (owl runs: %s)", path,

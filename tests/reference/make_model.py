@@ -17,7 +17,7 @@ tensor, so that the big benchmark presets never hold the whole model:
 
 Options that break the file on purpose (for bad-input tests):
 --arch-name NAME (general.architecture and key prefix), --drop TENSOR,
---bad-shape TENSOR (one extra row).
+--bad-shape TENSOR (one extra row), --set KEY=TYPE:VALUE, --unset KEY.
 """
 import argparse
 import os
@@ -184,6 +184,14 @@ def header(a, plan):
                  kv("tokenizer.ggml.unknown_token_id", T_U32, 0),
                  kv("tokenizer.ggml.bos_token_id", T_U32, 1),
                  kv("tokenizer.ggml.eos_token_id", T_U32, 2)]
+    for spec in a.set:  # KEY=TYPE:VALUE, replacing or adding a key
+        key, _, tv = spec.partition("=")
+        t, _, v = tv.partition(":")
+        enc = {"u32": lambda: kv(key, T_U32, int(v)), "i32": lambda: kv(key, T_I32, int(v)),
+               "f32": lambda: kv(key, T_F32, float(v)), "str": lambda: kv(key, T_STR, v)}[t]()
+        meta = [m for m in meta if not m.startswith(gguf_str(key))] + [enc]
+    for key in a.unset:
+        meta = [m for m in meta if not m.startswith(gguf_str(key))]
     infos = []
     offset = 0
     offsets = []
@@ -226,6 +234,8 @@ def main():
     ap.add_argument("--arch-name", default=None)
     ap.add_argument("--drop", default=None)
     ap.add_argument("--bad-shape", default=None)
+    ap.add_argument("--set", action="append", default=[], help="KEY=TYPE:VALUE (TYPE u32, i32, f32, str)")
+    ap.add_argument("--unset", action="append", default=[], help="KEY to leave out")
     a = ap.parse_args()
     if a.preset:
         for k, v in PRESETS[a.preset].items():
