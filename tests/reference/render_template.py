@@ -20,6 +20,7 @@ Usage:
       whitespace control) rendered with one fixed set of inputs:
       {"now", "inputs", "cases": [{"template", "ok", "output", "error"}]}
 """
+import copy
 import datetime
 import glob
 import json
@@ -79,7 +80,9 @@ def render(env, source, inputs, cache=None):
             tmpl = env.from_string(source)
             if cache is not None:
                 cache[source] = tmpl
-        return {"ok": True, "output": tmpl.render(**inputs), "error": ""}
+        # a fresh copy: jinja2 can change its inputs (|indent on a list
+        # extends the list), and each case must start from the same values
+        return {"ok": True, "output": tmpl.render(**copy.deepcopy(inputs)), "error": ""}
     except Exception as e:  # every failure is an expected error for owl too
         return {"ok": False, "output": "", "error": "%s: %s" % (type(e).__name__, e)}
 
