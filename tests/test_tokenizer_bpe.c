@@ -243,6 +243,34 @@ static void check_cut_same(owl_tokenizer *tok, const char *what) {
     free(text);
 }
 
+/* tokenizer.ggml.* written from a tokenizer.json tokenizer reads back into
+ * the same encoder (checked on the published vectors when given). */
+static void check_to_meta(const owl_tokenizer *tok, const char *pre, const char *vectors_base) {
+    CHECKF(strcmp(tok->bpe->pre_name, pre) == 0, "pre name '%s', expected '%s'", tok->bpe->pre_name, pre);
+    owl_meta meta = {0};
+    owl_status st = owl_bpe_to_meta(tok, &meta);
+    CHECKF(st == OWL_OK, "to_meta: %s", owl_last_error());
+    owl_tokenizer *t2 = owl_calloc(1, sizeof *t2);
+    t2->kind = OWL_TOK_BPE;
+    if (st == OWL_OK) {
+        st = owl_bpe_from_meta(&meta, t2);
+        CHECKF(st == OWL_OK, "from_meta(to_meta): %s", owl_last_error());
+    }
+    if (st == OWL_OK) {
+        CHECK(t2->vocab.n == tok->vocab.n && t2->bos == tok->bos && t2->eos == tok->eos && t2->add_bos == tok->add_bos);
+        CHECK(t2->bpe->n_merges == tok->bpe->n_merges);
+        CHECK((owl_tokenizer_chat_template(tok) == NULL) == (owl_tokenizer_chat_template(t2) == NULL));
+        if (vectors_base) check_vectors(t2, vectors_base, true);
+        const char *t = "Owls 🦉 see at night: 夜に見る, ça va? 12345 <|im_start|>";
+        owl_ids a = encode(tok, t, strlen(t), true), b = encode(t2, t, strlen(t), true);
+        CHECK(a.n == b.n && memcmp(a.v, b.v, a.n * sizeof *a.v) == 0);
+        free(a.v);
+        free(b.v);
+    }
+    owl_tokenizer_free(t2);
+    owl_meta_free(&meta);
+}
+
 static void test_llama3(void) {
     double ms;
     owl_tokenizer *tok = load_json("tokenizers/llama3/tokenizer.json", &ms);
@@ -251,6 +279,7 @@ static void test_llama3(void) {
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", true);
     check_roundtrips(tok, "llama3");
     check_cache_same(tok, "llama3");
+    check_to_meta(tok, "llama-bpe", "ggml-vocab-llama-bpe.gguf");
     CHECK(tok->bos == 128000);
     CHECK(tok->eos == 128001);
     CHECK(!tok->add_bos); /* ByteLevel post-processor, no add_bos_token in the config */
@@ -279,6 +308,7 @@ static void test_qwen3(void) {
     CHECK(tok->vocab.n == 151669);
     check_vectors(tok, "ggml-vocab-qwen2.gguf", true);
     check_roundtrips(tok, "qwen3");
+    check_to_meta(tok, "qwen2", NULL);
     CHECK(tok->bos == -1 && !tok->add_bos);
     check_public(tok, false);
     CHECK(tok->eos == piece_id(tok, "<|im_end|>") && tok->eos == 151645);
@@ -303,6 +333,9 @@ static void test_mistral(void) {
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "mistral");
     check_cut_same(tok, "mistral");
+    owl_meta mm = {0};
+    CHECK(owl_bpe_to_meta(tok, &mm) == OWL_ERR_UNSUPPORTED && strstr(owl_last_error(), "SentencePiece"));
+    owl_meta_free(&mm);
     /* merges define the result: "Hello" is one piece "▁Hello" */
     int32_t hello = piece_id(tok, "\xe2\x96\x81Hello");
     CHECK(hello >= 0 && ids_eq(encode(tok, "Hello", 5, false), &hello, 1));
@@ -339,6 +372,7 @@ static void test_deepseek(void) {
     check_public(tok, true);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "deepseek_v3");
+    check_to_meta(tok, "deepseek-v3", NULL);
     const char *u = "<\xef\xbd\x9c" "User\xef\xbd\x9c>hi";
     CHECK(ids_contain(encode(tok, u, strlen(u), false), piece_id(tok, "<\xef\xbd\x9cUser\xef\xbd\x9c>")));
     owl_bpe_tokenizer_destroy(tok);
@@ -450,6 +484,7 @@ static void test_gpt2(void) {
     CHECK(ids_eq(encode(tok, "Hello world", 11, false), want, 2));
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "gpt2");
+    check_to_meta(tok, "gpt-2", NULL);
     owl_bpe_tokenizer_destroy(tok);
 }
 

@@ -61,6 +61,8 @@ owl_status owl_regex_compile(const char *pattern, size_t len, const char *what, 
  * list of patterns; NULL if the name is unknown. */
 const char *const *owl_pre_regexes(const char *name, size_t len, bool *individual_digits);
 extern const char owl_regex_gpt2[];
+/* The name of the table entry whose regexes are exactly these, NULL if none. */
+const char *owl_pre_name_of(const char *const *patterns, int n);
 
 /* Applies the steps to one stretch of (normalized) text. at_start: the
  * stretch begins the whole text (Metaspace prepend_scheme "first"). */
@@ -153,6 +155,12 @@ struct owl_bpe {
     int n_cut_block;
 
     bool no_cache; /* tests: encode every pre-token (no per-call cache) */
+
+    /* The regexes of the pre-tokenizer in order (tokenizer.json), and the
+     * GGUF tokenizer.ggml.pre name they amount to ("" if none matches). */
+    const char *pre_patterns[8];
+    int n_pre_patterns; /* > 8: too many to name */
+    char pre_name[32];
 
     char *chat_template;
     owl_arena arena;

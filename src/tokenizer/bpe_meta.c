@@ -104,6 +104,7 @@ owl_status owl_bpe_from_meta(const owl_meta *meta, owl_tokenizer *tok) {
         res = owl_pre_regexes("gpt-2", 5, &digits);
     }
     if ((st = add_pre_regexes(b, res, "tokenizer.ggml.pre"))) return st;
+    snprintf(b->pre_name, sizeof b->pre_name, "%.*s", (int)(pre.len < 31 ? pre.len : 31), pre.ptr);
     b->ignore_merges = owl_str_eq(pre, "llama-bpe") || owl_str_eq(pre, "llama3") || owl_str_eq(pre, "llama-v3");
     if (owl_meta_get_str(meta, "tokenizer.chat_template", &ct) &&
         !(b->chat_template = owl_arena_strndup(&b->arena, ct.ptr, ct.len)))
@@ -198,6 +199,7 @@ owl_status owl_tokenizer_gpt2_load(const char *encoder_json, const char *vocab_b
     if ((st = owl_regex_compile(owl_regex_gpt2, strlen(owl_regex_gpt2), encoder_json, &step.re)) == OWL_OK)
         st = owl_bpe_add_pre(b, &step);
     if (st) goto done;
+    snprintf(b->pre_name, sizeof b->pre_name, "gpt-2");
     int32_t eot = owl_vocab_find(&tok->vocab, "<|endoftext|>", 13);
     if (eot >= 0) {
         tok->bos = tok->eos = eot;
@@ -216,5 +218,75 @@ done:
     json_decref(enc);
     if (st) owl_bpe_tokenizer_destroy(tok);
     else *out = tok;
+    return st;
+}
+
+/* ---- the other way: tokenizer.ggml.* for a GGUF writer ---- */
+
+typedef struct rank_pair {
+    uint32_t rank;
+    int32_t l, r;
+} rank_pair;
+
+static int cmp_rank(const void *a, const void *b) {
+    const rank_pair *x = a, *y = b;
+    return x->rank < y->rank ? -1 : x->rank > y->rank;
+}
+
+owl_status owl_bpe_to_meta(const owl_tokenizer *tok, owl_meta *meta) {
+    const struct owl_bpe *b = tok ? tok->bpe : NULL;
+    if (!b || tok->kind != OWL_TOK_BPE) return owl_errorf(OWL_ERR_ARG, "owl_bpe_to_meta: not a BPE tokenizer");
+    if (!b->byte_level)
+        return owl_errorf(OWL_ERR_UNSUPPORTED, "tokenizer: a SentencePiece-style BPE tokenizer.json has no GGUF gpt2 form");
+    if (!b->pre_name[0])
+        return owl_errorf(OWL_ERR_UNSUPPORTED, "tokenizer: the pre-tokenizer matches no GGUF tokenizer.ggml.pre name");
+    int n = tok->vocab.n;
+    rank_pair *rp = malloc(sizeof *rp * (b->n_merges + 1));
+    owl_str *ms = malloc(sizeof *ms * (b->n_merges + 1));
+    size_t total = 0, k = 0;
+    char *buf = NULL;
+    owl_status st = OWL_OK;
+    if (!rp || !ms) {
+        st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (uint32_t h = 0; h <= b->mmask; h++)
+        if (b->mrank[h] != UINT32_MAX && k < b->n_merges) {
+            rp[k++] = (rank_pair){b->mrank[h], (int32_t)(b->mkey[h] >> 32), (int32_t)(b->mkey[h] & 0xFFFFFFFFu)};
+            total += tok->vocab.pieces[rp[k - 1].l].len + tok->vocab.pieces[rp[k - 1].r].len + 1;
+        }
+    qsort(rp, k, sizeof *rp, cmp_rank);
+    if (!(buf = malloc(total + 1))) {
+        st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < k; i++) {
+        owl_str l = tok->vocab.pieces[rp[i].l], r = tok->vocab.pieces[rp[i].r];
+        ms[i] = (owl_str){buf + at, l.len + 1 + r.len};
+        memcpy(buf + at, l.ptr, l.len);
+        buf[at + l.len] = ' ';
+        memcpy(buf + at + l.len + 1, r.ptr, r.len);
+        at += l.len + 1 + r.len;
+    }
+    if ((st = owl_meta_set_str(meta, "tokenizer.ggml.model", "gpt2", 4)) ||
+        (st = owl_meta_set_str(meta, "tokenizer.ggml.pre", b->pre_name, strlen(b->pre_name))) ||
+        (st = owl_meta_set_str_arr(meta, "tokenizer.ggml.tokens", tok->vocab.pieces, (uint64_t)n)) ||
+        (st = owl_meta_set_arr(meta, "tokenizer.ggml.token_type", OWL_META_I32, tok->vocab.types, (uint64_t)n)) ||
+        (st = owl_meta_set_str_arr(meta, "tokenizer.ggml.merges", ms, k)) ||
+        (st = owl_meta_set_bool(meta, "tokenizer.ggml.add_bos_token", tok->add_bos)) ||
+        (st = owl_meta_set_bool(meta, "tokenizer.ggml.add_eos_token", tok->add_eos)))
+        goto done;
+    static const char *const keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                       "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"};
+    const int32_t ids[] = {tok->bos, tok->eos, tok->unk, tok->pad};
+    for (int i = 0; i < 4; i++)
+        if (ids[i] >= 0 && (st = owl_meta_set_u32(meta, keys[i], (uint32_t)ids[i]))) goto done;
+    if (b->chat_template)
+        st = owl_meta_set_str(meta, "tokenizer.chat_template", b->chat_template, strlen(b->chat_template));
+done:
+    free(rp);
+    free(ms);
+    free(buf);
     return st;
 }

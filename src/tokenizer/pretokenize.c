@@ -78,8 +78,9 @@ static const char *const re_qwen2[] = {
 static const char *const re_deepseek3[] = {
     "\\p{N}{1,3}",
     "[\xe4\xb8\x80-\xe9\xbe\xa5\xe3\x81\x80-\xe3\x82\x9f\xe3\x82\xa0-\xe3\x83\xbf]+",
-    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
-    "?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    /* (CR and LF as characters, as the published tokenizer.json has them) */
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+    "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
     NULL};
 
 /* digits one by one, then GPT-2's */
@@ -91,20 +92,30 @@ static const char *const re_o200k[] = {
     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
     NULL};
 
+static const struct {
+    const char *name;
+    const char *const *re;
+} pre_table[] = {
+    {"gpt-2", re_gpt2},        {"default", re_gpt2},         {"gpt2", re_gpt2},
+    {"llama-bpe", re_llama3},  {"llama3", re_llama3},        {"llama-v3", re_llama3},
+    {"smaug-bpe", re_llama3},  {"qwen2", re_qwen2},          {"deepseek-v3", re_deepseek3},
+    {"starcoder", re_digits_gpt2}, {"refact", re_digits_gpt2}, {"smollm", re_digits_gpt2},
+    {"gpt-4o", re_o200k},
+};
+
 const char *const *owl_pre_regexes(const char *name, size_t len, bool *individual_digits) {
-    static const struct {
-        const char *name;
-        const char *const *re;
-    } table[] = {
-        {"default", re_gpt2},       {"gpt-2", re_gpt2},         {"gpt2", re_gpt2},
-        {"llama-bpe", re_llama3},   {"llama3", re_llama3},      {"llama-v3", re_llama3},
-        {"smaug-bpe", re_llama3},   {"qwen2", re_qwen2},        {"deepseek-v3", re_deepseek3},
-        {"starcoder", re_digits_gpt2}, {"refact", re_digits_gpt2}, {"smollm", re_digits_gpt2},
-        {"gpt-4o", re_o200k},
-    };
     *individual_digits = false;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strlen(table[i].name) == len && memcmp(table[i].name, name, len) == 0) return table[i].re;
+    for (size_t i = 0; i < sizeof pre_table / sizeof pre_table[0]; i++)
+        if (strlen(pre_table[i].name) == len && memcmp(pre_table[i].name, name, len) == 0) return pre_table[i].re;
+    return NULL;
+}
+
+const char *owl_pre_name_of(const char *const *patterns, int n) {
+    for (size_t i = 0; i < sizeof pre_table / sizeof pre_table[0]; i++) {
+        int k = 0;
+        while (pre_table[i].re[k] && k < n && strcmp(pre_table[i].re[k], patterns[k]) == 0) k++;
+        if (k == n && !pre_table[i].re[k]) return pre_table[i].name;
+    }
     return NULL;
 }
 

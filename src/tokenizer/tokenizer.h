@@ -119,11 +119,17 @@ owl_status owl_bpe_decode(const owl_tokenizer *tok, const int32_t *ids, size_t n
 owl_status owl_bpe_from_meta(const owl_meta *meta, owl_tokenizer *tok);
 /* Hugging Face tokenizer.json (+ tokenizer_config.json beside it when
  * present: add_bos_token, add_eos_token, bos/eos/unk/pad tokens,
- * chat_template). */
+ * chat_template). path may also be a Hugging Face directory (its
+ * tokenizer.json, else encoder.json + vocab.bpe) or GPT-2's encoder.json. */
 owl_status owl_tokenizer_json_load(const char *path, owl_tokenizer **out);
 /* Same from bytes (config may be NULL); name is used in errors (fuzzing). */
 owl_status owl_tokenizer_json_load_mem(const char *name, const char *json, size_t len, const char *config,
                                        size_t config_len, owl_tokenizer **out);
+/* The other way, for GGUF writers: tokenizer.ggml.* (model "gpt2", pre,
+ * tokens, token_type, merges, special ids, add_bos/eos, chat_template) of a
+ * byte-level BPE tokenizer. OWL_ERR_UNSUPPORTED for SentencePiece-style
+ * BPE or a pre-tokenizer GGUF has no name for. */
+owl_status owl_bpe_to_meta(const owl_tokenizer *tok, owl_meta *meta);
 /* OpenAI GPT-2 encoder.json + vocab.bpe. */
 owl_status owl_tokenizer_gpt2_load(const char *encoder_json, const char *vocab_bpe, owl_tokenizer **out);
 /* The chat template that came with the tokenizer (tokenizer_config.json),

@@ -368,6 +368,10 @@ owl_status owl_tokenizer_json_load_mem(const char *name, const char *json, size_
     if ((st = owl_tj_decoder(name, "decoder", json_object_get(root, "decoder"), b, 0))) goto fail;
     if ((st = parse_post(name, "post_processor", json_object_get(root, "post_processor"), tok, 0))) goto fail;
     if (b->byte_level) b->dec_byte_level = true;
+    if (b->byte_level && b->n_pre_patterns <= 8) {
+        const char *pn = owl_pre_name_of(b->pre_patterns, b->n_pre_patterns);
+        if (pn) snprintf(b->pre_name, sizeof b->pre_name, "%s", pn);
+    }
     if (b->byte_fallback) b->dec_byte_fallback = true;
     if (!b->byte_level && !b->dec_byte_level && !b->dec_space_len) { /* SentencePiece-style without a decoder */
         memcpy(b->dec_space, "\xe2\x96\x81", 3);

@@ -154,6 +154,9 @@ owl_status owl_tj_normalizer(const char *name, const char *field, const json_t *
 
 static owl_status add_regex_step(struct owl_bpe *b, const char *pattern, owl_split_behavior bh, bool invert, const char *what) {
     owl_pre_step step = {.kind = OWL_PRE_SPLIT, .behavior = bh, .invert = invert};
+    bool plain = bh == OWL_SPLIT_ISOLATED && !invert; /* (static patterns only come here) */
+    if (plain && b->n_pre_patterns < 8) b->pre_patterns[b->n_pre_patterns] = pattern;
+    b->n_pre_patterns += plain ? 1 : 9;
     owl_status st = owl_regex_compile(pattern, strlen(pattern), what, &step.re);
     return st ? st : owl_bpe_add_pre(b, &step);
 }
@@ -216,7 +219,16 @@ owl_status owl_tj_pre(const char *name, const char *field, const json_t *j, stru
         if ((st = parse_behavior(name, field, j, &step.behavior)) || (st = owl_tj_bool(name, field, j, "invert", false, &step.invert)))
             return st;
         if ((st = get_pattern(name, field, j, &step.re, &lit, &ll))) return st;
-        if (!step.re) {
+        if (step.re) { /* remember the pattern to name it for GGUF */
+            const json_t *rx = json_object_get(json_object_get(j, "pattern"), "Regex");
+            if (b->n_pre_patterns < 8 && !step.invert && step.behavior == OWL_SPLIT_ISOLATED &&
+                !(b->pre_patterns[b->n_pre_patterns] = arena_dup(&b->arena, json_string_value(rx), json_string_length(rx)))) {
+                pcre2_code_free(step.re);
+                return OWL_ERR_NOMEM;
+            }
+            b->n_pre_patterns += step.invert || step.behavior != OWL_SPLIT_ISOLATED ? 9 : 1;
+        } else {
+            b->n_pre_patterns += 9; /* a literal split: no GGUF name */
             if (!(step.lit = arena_dup(&b->arena, lit, ll))) return OWL_ERR_NOMEM;
             step.lit_len = ll;
         }
@@ -227,6 +239,7 @@ owl_status owl_tj_pre(const char *name, const char *field, const json_t *j, stru
         if ((st = owl_tj_bool(name, field, j, "add_prefix_space", true, &aps)) || (st = owl_tj_bool(name, field, j, "use_regex", true, &use_re)))
             return st;
         b->byte_level = true;
+        if (aps) b->n_pre_patterns += 9; /* a prefix space: no GGUF name */
         if (aps && (st = owl_bpe_add_pre(b, &(owl_pre_step){.kind = OWL_PRE_PREFIX}))) return st;
         if (use_re) return add_regex_step(b, owl_regex_gpt2, OWL_SPLIT_ISOLATED, false, f);
         return OWL_OK;
@@ -249,6 +262,7 @@ owl_status owl_tj_pre(const char *name, const char *field, const json_t *j, stru
             return owl_errorf(OWL_ERR_FORMAT, "%s: %s.replacement: must be one character", name, field);
         if (!(step.lit = arena_dup(&b->arena, r, rl))) return OWL_ERR_NOMEM;
         step.lit_len = rl;
+        b->n_pre_patterns += 9; /* no GGUF name */
         if ((st = owl_bpe_add_pre(b, &step))) return st;
         if (!b->dec_space_len) {
             memcpy(b->dec_space, r, rl);
