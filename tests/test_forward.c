@@ -228,6 +228,7 @@ static void check_bad_calls(void) {
 
         owl_ctx *ctx = NULL;
         CHECK(owl_ctx_new(m, -5, &ctx) == OWL_ERR_ARG && ctx == NULL);
+        CHECK(owl_ctx_new(m, 1 << 30, &ctx) == OWL_ERR_RANGE && ctx == NULL);
         st = owl_ctx_new(m, 16, &ctx);
         CHECK(st == OWL_OK);
         if (!st) {

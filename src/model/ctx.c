@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OWL_MAX_UBATCH 512 /* tokens pushed through the matrices at once */
+#define OWL_MAX_UBATCH 512    /* tokens pushed through the matrices at once */
+#define OWL_MAX_CTX (1 << 22) /* positions a context may hold */
 
 static float *alloc_floats(uint64_t n, uint64_t m, owl_status *st) {
     uint64_t elems, bytes;
@@ -28,6 +29,8 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     const owl_hparams *hp = &model->hp;
     if (n_ctx == 0) n_ctx = hp->n_ctx_train;
     if (n_ctx < 1) return owl_errorf(OWL_ERR_ARG, "owl_ctx_new: context size %d must be at least 1", n_ctx);
+    if (n_ctx > OWL_MAX_CTX)
+        return owl_errorf(OWL_ERR_RANGE, "owl_ctx_new: context size %d is above owl's limit of %d", n_ctx, OWL_MAX_CTX);
     owl_ctx *c = owl_calloc(1, sizeof *c);
     if (!c) return OWL_ERR_NOMEM;
     c->model = model;
