@@ -42,6 +42,9 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *text, double
 bool cli_readable_file(const char *cmd, const char *what, const char *path);
 
 /* Loads a model, printing "owl CMD: ..." on failure (NULL). */
+/* A model path: a readable file or a directory (Hugging Face); false after
+ * printing the error. */
+bool cli_model_path_ok(const char *cmd, const char *path);
 owl_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer_path);
 
 /* Reads a whole file into a malloc'd NUL-terminated buffer; NULL (after a

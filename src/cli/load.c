@@ -21,8 +21,14 @@ bool cli_readable_file(const char *cmd, const char *what, const char *path) {
     return true;
 }
 
+bool cli_model_path_ok(const char *cmd, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return true; /* a Hugging Face directory */
+    return cli_readable_file(cmd, "model", path);
+}
+
 owl_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer_path) {
-    if (!cli_readable_file(cmd, "model", path)) return NULL;
+    if (!cli_model_path_ok(cmd, path)) return NULL;
     if (tokenizer_path && !cli_readable_file(cmd, "tokenizer", tokenizer_path)) return NULL;
     owl_model_params mp = {.tokenizer_path = tokenizer_path};
     owl_model *m = NULL;

@@ -89,7 +89,7 @@ int cli_tokenize(int argc, char **argv) {
     owl_tokenizer *own = NULL;
     const owl_tokenizer *tok = NULL;
     const char *tok_path = tokenizer ? tokenizer : model_path;
-    if (!cli_readable_file(CMD, tokenizer ? "tokenizer" : "model", tok_path)) goto done;
+    if (tokenizer ? !cli_readable_file(CMD, "tokenizer", tok_path) : !cli_model_path_ok(CMD, tok_path)) goto done;
     if (owl_tokenizer_load(tok_path, &own) == OWL_OK) {
         tok = own;
     } else if (tokenizer) {

@@ -164,6 +164,38 @@ owl_status owl_llama2c_tokenizer_read_mem(const char *name, const uint8_t *data,
 owl_status owl_spm_model_read(const char *path, owl_meta *meta);
 owl_status owl_spm_model_read_mem(const char *name, const uint8_t *data, size_t size, owl_meta *meta);
 
+/* ---- safetensors (safetensors_read.c, safetensors_write.c) ---- */
+
+/* Renames a tensor while a safetensors file is read: writes the table name
+ * (NUL-terminated) into buf of cap bytes, or sets *skip to drop the tensor.
+ * A failing status stops the read. */
+typedef owl_status (*owl_st_rename_fn)(void *ud, const char *name, char *buf, size_t cap, bool *skip);
+/* "F32", "F16", "BF16" -> dtype; false for any other safetensors dtype. */
+bool owl_safetensors_dtype(const char *name, owl_dtype *out);
+/* Reads one .safetensors file, mapped, zero-copy (an unaligned tensor is
+ * copied). ne[] is the reversed shape (GGUF order). __metadata__ strings go
+ * into out->meta under their own keys. format "safetensors". */
+owl_status owl_safetensors_read(const char *path, owl_weights *out);
+owl_status owl_safetensors_read_mem(const char *name, const uint8_t *data, size_t size, owl_weights *out);
+/* A sharded checkpoint from its index (model.safetensors.index.json): every
+ * file weight_map names, each tensor taken from the file the map gives. */
+owl_status owl_safetensors_read_index(const char *index_path, owl_weights *out);
+/* The same into an existing table, tensors renamed by rename (NULL: kept);
+ * keep_meta: __metadata__ into ws->meta. */
+owl_status owl_safetensors_add(owl_weights *ws, const char *path, owl_st_rename_fn rename, void *ud, bool keep_meta);
+owl_status owl_safetensors_add_index(owl_weights *ws, const char *index_path, owl_st_rename_fn rename, void *ud);
+/* Writes tensors (F32, F16, BF16; names sorted, data in that order) and the
+ * string entries of metadata (may be NULL) as __metadata__, atomically; the
+ * header is padded with spaces so the data starts 8-byte aligned. */
+owl_status owl_safetensors_write(const char *path, const owl_weight *tensors, size_t n, const owl_meta *metadata);
+
+/* ---- Hugging Face model directories (hf_dir.c) ---- */
+
+/* Reads config.json, the safetensors weights (single or sharded) and the
+ * tokenizer of a Hugging Face directory into GGUF-style keys and tensor
+ * names (format "hf": Q/K rows are in rotate_half order, not permuted). */
+owl_status owl_hf_dir_read(const char *dir, owl_weights *out);
+
 /* Decides the format from the bytes / path and reads it. */
 owl_status owl_weights_open(const char *path, const char *tokenizer_path, owl_weights *out);
 

@@ -10,8 +10,7 @@
 
 owl_status owl_weights_open(const char *path, const char *tokenizer_path, owl_weights *out) {
     memset(out, 0, sizeof *out);
-    if (owl_is_dir(path))
-        return owl_errorf(OWL_ERR_UNSUPPORTED, "%s: Hugging Face directories are not supported yet", path);
+    if (owl_is_dir(path)) return owl_hf_dir_read(path, out);
     FILE *f = fopen(path, "rb");
     if (!f) return owl_errorf(OWL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t head[9] = {0};
@@ -20,6 +19,8 @@ owl_status owl_weights_open(const char *path, const char *tokenizer_path, owl_we
     if (got >= 4 && memcmp(head, "GGUF", 4) == 0) return owl_gguf_read(path, out);
     /* safetensors: u64 header length, then the JSON header */
     if (got == 9 && head[8] == '{' && head[6] == 0 && head[7] == 0)
-        return owl_errorf(OWL_ERR_UNSUPPORTED, "%s: safetensors files are not supported yet", path);
+        return owl_errorf(OWL_ERR_UNSUPPORTED,
+                          "%s: a lone safetensors file has no hyper-parameters: open its directory (with config.json)",
+                          path);
     return owl_llama2c_read(path, tokenizer_path, out);
 }
