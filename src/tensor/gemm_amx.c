@@ -17,6 +17,7 @@
  * panel stay in L1 while the token tiles stream from L2; partial sums live in
  * a per-thread buffer and are transposed into Y at the end of a panel. */
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -41,7 +42,9 @@ bool owl_gemm_amx_usable(owl_dtype t) {
     const owl_cpu *c = owl_cpu_get();
     if (owl_kernel_level() != OWL_ISA_AVX512) return false;
     if (!(c->amx_tile && c->amx_bf16 && c->amx_permitted && c->avx512bf16)) return false;
-    return t == OWL_F32 || t == OWL_F16 || t == OWL_BF16;
+    if (t == OWL_F32 || t == OWL_F16 || t == OWL_BF16) return true;
+    const owl_dtype_info *d = owl_dtype_get((uint32_t)t);
+    return d && d->quantized && owl_quant_supported(t);
 }
 
 /* 32 floats (a: k 0..15, b: k 16..31) to 32 bf16 in k order, and the
@@ -127,9 +130,11 @@ TGT static void pack_tokens_tile(const float *X, int64_t ldx, int64_t klen, int 
  * of 32; columns past W->cols are zero) as bf16 rows of kb: part 0 (wh) and,
  * unless the weights are BF16, part 1 (wl) PR rows later. Missing rows are
  * zero. */
-TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k0, int64_t kb, uint16_t *dst) {
+TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k0, int64_t kb, uint16_t *dst, float *tmp) {
     const int64_t klen = W->cols - k0;
-    const size_t esz = W->dtype == OWL_F32 ? 4 : 2;
+    const owl_dtype_info *d = owl_dtype_get((uint32_t)W->dtype);
+    const size_t esz = d->quantized ? 4 : (size_t)d->block_bytes;
+    owl_dtype lt = d->quantized ? OWL_F32 : W->dtype; /* quantized rows are dequantized into tmp first */
     bool two = W->dtype != OWL_BF16;
     for (int i = 0; i < PR; i++) {
         uint16_t *h = dst + (size_t)i * kb, *l = dst + (size_t)(PR + i) * kb;
@@ -138,10 +143,20 @@ TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k
             if (two) memset(l, 0, (size_t)kb * 2);
             continue;
         }
-        const void *row = (const char *)W->data + (size_t)(r + i) * W->row_bytes + (size_t)k0 * esz;
+        const void *row;
+        if (d->quantized) {
+            /* k0 and the slice are whole blocks (k blocks are multiples of 256) */
+            int64_t n = klen < kb ? klen : kb;
+            owl_quant_dequantize_row(W->dtype, (const char *)W->data + (size_t)(r + i) * W->row_bytes +
+                                                   (size_t)(k0 / d->block) * (size_t)d->block_bytes,
+                                     tmp, n);
+            row = tmp;
+        } else {
+            row = (const char *)W->data + (size_t)(r + i) * W->row_bytes + (size_t)k0 * esz;
+        }
         for (int64_t k = 0; k < kb; k += 32) {
-            __m512 a = load16(W->dtype, row, k, mask_from(k, klen));
-            __m512 b = load16(W->dtype, row, k + 16, mask_from(k + 16, klen));
+            __m512 a = load16(lt, row, k, mask_from(k, klen));
+            __m512 b = load16(lt, row, k + 16, mask_from(k + 16, klen));
             __m512 la, lb;
             _mm512_store_si512(h + k, split_bf16(a, b, &la, &lb));
             if (two) _mm512_store_si512(l + k, to_bf16(la, lb));
@@ -258,7 +273,8 @@ bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t
     int chunk = (n_tok + PT - 1) / PT * PT;
     if (chunk > MAX_CHUNK) chunk = MAX_CHUNK;
     int64_t kblk = (int64_t)(X_BUDGET / (4u * (unsigned)chunk)) / 32 * 32;
-    if (kblk < 128) kblk = 128;
+    if (kblk < 256) kblk = 256; /* a multiple of every block size (32, 256) */
+    kblk = kblk / 256 * 256;
     int64_t kp = (cols + 31) / 32 * 32;
     if (kblk > kp) kblk = kp;
     int64_t panels = (R + PR - 1) / PR;
@@ -271,8 +287,9 @@ bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t
         int64_t p0 = panels * tid / nth, p1 = panels * (tid + 1) / nth;
         uint16_t *xp = owl_kernel_scratch(OWL_SCRATCH_AMX_X, (size_t)chunk * (size_t)kblk * 4);
         uint16_t *wp = owl_kernel_scratch(OWL_SCRATCH_AMX_W, (size_t)2 * PR * (size_t)kblk * 2);
+        float *tmp = owl_kernel_scratch(OWL_SCRATCH_AMX_ROW, sizeof(float) * (size_t)kblk);
         float *cb = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)chunk * PR);
-        bool mine = xp && wp && cb;
+        bool mine = xp && wp && cb && tmp;
         if (mine && p0 < p1) {
             tile_config();
             for (int t0 = 0; t0 < n_tok; t0 += chunk) {
@@ -293,7 +310,7 @@ bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t
                             const char *a = (const char *)W->data + (size_t)r * W->row_bytes + (size_t)k0 * 2;
                             panel_tiles((const uint16_t *)a, NULL, W->row_bytes, nkc, xp, ntiles / 2, cb, false);
                         } else {
-                            pack_weight_panel(W, r, nr, k0, kb, wp);
+                            pack_weight_panel(W, r, nr, k0, kb, wp, tmp);
                             panel_tiles(wp, wp + (size_t)PR * kb, (size_t)kb * 2, nkc, xp, ntiles / 2, cb, two);
                         }
                         write_back(cb, ntiles / 2, ntc, nr, Y + (size_t)t0 * W->rows + r, W->rows, k0 > 0);

@@ -51,7 +51,8 @@ void owl_gemm_micro_avx2(const float *wp, const float *xp, int kc, float *c, int
 /* Per-thread scratch memory that only grows (no allocation on the hot
  * path) and is freed when the thread exits: slot < OWL_SCRATCH_SLOTS,
  * 64-byte aligned, contents undefined. NULL if out of memory. */
-enum { OWL_SCRATCH_XPACK, OWL_SCRATCH_QUANT, OWL_SCRATCH_AMX_X, OWL_SCRATCH_AMX_W, OWL_SCRATCH_AMX_C, OWL_SCRATCH_SLOTS };
+enum { OWL_SCRATCH_XPACK, OWL_SCRATCH_QUANT, OWL_SCRATCH_AMX_X, OWL_SCRATCH_AMX_W, OWL_SCRATCH_AMX_C, OWL_SCRATCH_AMX_ROW,
+       OWL_SCRATCH_SLOTS };
 void *owl_kernel_scratch(int slot, size_t n);
 
 /* AMX (tdpbf16ps) matrix-matrix product with split-bf16 operands (see

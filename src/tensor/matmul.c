@@ -26,7 +26,8 @@
 #define KC 256          /* columns per packed weight panel (32 x 256 floats = 32 KiB) */
 #define TOK_CHUNK 240   /* tokens packed at once (a multiple of NR) */
 #define MIN_PAR_WORK (1 << 16) /* multiply-adds below which one thread is faster */
-#define AMX_MIN_TOK 8 /* tokens from which AMX beats the float kernel */
+#define AMX_MIN_TOK 8        /* tokens from which AMX beats the float kernel */
+#define AMX_MIN_TOK_QUANT 64 /* ... and the quantized dot products (x2 for the K-quants, slower to dequantize) */
 
 static bool plain_float(owl_dtype t) { return t == OWL_F32 || t == OWL_F16 || t == OWL_BF16; }
 
@@ -273,6 +274,10 @@ void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int6
     if (n_tok <= 0 || r1 <= r0) return;
     if (!plain_float(W->dtype)) {
         if (owl_matmul_supported(W->dtype)) {
+            /* Long prompts: dequantize panels once for AMX (float activations). */
+            int min_tok = owl_dtype_get((uint32_t)W->dtype)->block >= 256 ? 2 * AMX_MIN_TOK_QUANT : AMX_MIN_TOK_QUANT;
+            if (n_tok >= min_tok && owl_gemm_amx_usable(W->dtype) && owl_gemm_amx(W, X, Y, n_tok, r0, r1))
+                return;
             matmul_quant(W, X, Y, n_tok, r0, r1);
         } else {
             for (int t = 0; t < n_tok; t++)
