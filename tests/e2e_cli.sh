@@ -100,7 +100,8 @@ expect 1 "$TMP/missing.txt" run "$GGUF" -f "$TMP/missing.txt"
 expect 1 "directory" run "$TMP" -p hi
 : > "$TMP/empty.gguf"
 expect 1 "empty.gguf" run "$TMP/empty.gguf" -p hi
-head -c 5000 /dev/urandom > "$TMP/garbage.bin"
+"$PY" -c 'import random, sys; r = random.Random(7); sys.stdout.buffer.write(bytes(r.randrange(256) for _ in range(5000)))' \
+    > "$TMP/garbage.bin"
 expect 1 "garbage.bin" run "$TMP/garbage.bin" --tokenizer "$TOK" -p hi
 head -c 100000 "$GGUF" > "$TMP/truncated.gguf"
 expect 1 "truncated.gguf" run "$TMP/truncated.gguf" -p hi
@@ -108,6 +109,9 @@ head -c 20000 "$BIN" > "$TMP/truncated.bin"
 expect 1 "truncated.bin" run "$TMP/truncated.bin" --tokenizer "$TOK" -p hi
 expect 1 "nope.bin" run "$BIN" --tokenizer "$TMP/nope.bin" -p hi
 expect 1 "missing.gguf" tokenize "$TMP/missing.gguf" hi
+expect 1 "garbage.bin" tokenize "$TMP/garbage.bin" hi
+expect 1 "garbage.bin" tokenize "$GGUF" hi --tokenizer "$TMP/garbage.bin"
+expect 1 "tokenizer.bin" run "$BIN" -p hi # no tokenizer.bin beside it in models/
 expect 1 "missing.gguf" bench "$TMP/missing.gguf"
 long=$(printf 'Once upon a time there was a little girl. %.0s' {1..10})
 expect 1 "context" run "$GGUF" -c 16 -p "$long"
