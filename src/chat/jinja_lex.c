@@ -59,7 +59,32 @@ static jtok *push(lexer *L, int type, size_t off) {
     return t;
 }
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+/* Python's \s: byte length of the whitespace character at p, 0 if none. */
+static size_t ws_at(const char *src, size_t len, size_t p) {
+    unsigned char c = (unsigned char)src[p];
+    if (c < 0x80) return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20) ? 1 : 0;
+    size_t adv;
+    uint32_t cp = ju_decode(src + p, len - p, &adv);
+    return ju_isspace(cp) ? adv : 0;
+}
+
+/* Skips whitespace from p; returns the new position. */
+static size_t skip_ws(const char *src, size_t len, size_t p) {
+    size_t w;
+    while (p < len && (w = ws_at(src, len, p))) p += w;
+    return p;
+}
+
+/* Strips whitespace backwards from end down to start. */
+static size_t rstrip_ws(const char *src, size_t start, size_t end) {
+    while (end > start) {
+        size_t k = end - 1;
+        while (k > start && ((unsigned char)src[k] & 0xc0) == 0x80) k--;
+        if (ws_at(src, end, k) != end - k) break;
+        end = k;
+    }
+    return end;
+}
 
 static owl_status add_text(lexer *L, size_t start, size_t end) {
     if (end <= start) return OWL_OK;
@@ -76,16 +101,13 @@ static owl_status emit_text_before(lexer *L, size_t start, size_t tag_start, cha
                                    bool line_starting) {
     size_t end = tag_start;
     if (sign == '-') {
-        while (end > start && is_ws(L->src[end - 1])) end--;
+        end = rstrip_ws(L->src, start, end);
     } else if (sign != '+' && block) {
         size_t l = end;
         while (l > start && L->src[l - 1] != '\n') l--;
         bool at_line_start = l > start || line_starting;
         if (at_line_start) {
-            bool all_ws = true;
-            for (size_t i = l; i < end; i++)
-                if (!is_ws(L->src[i])) all_ws = false;
-            if (all_ws) end = l;
+            if (skip_ws(L->src, end, l) == end) end = l;
         }
     }
     return add_text(L, start, end);
@@ -96,7 +118,7 @@ static owl_status emit_text_before(lexer *L, size_t start, size_t tag_start, cha
 static size_t after_tag(lexer *L, size_t p, char sign, bool trim, bool *line_starting) {
     size_t q = p;
     if (sign == '-') {
-        while (q < L->len && is_ws(L->src[q])) q++;
+        q = skip_ws(L->src, L->len, q);
     } else if (sign != '+' && trim && q < L->len && L->src[q] == '\n') {
         q++;
     }
@@ -247,7 +269,7 @@ static const struct { const char *s; int op; } ops[] = {
 static owl_status lex_tag(lexer *L, size_t p, bool block, size_t open, size_t *end, char *sign) {
     int depth = 0;
     for (;;) {
-        while (p < L->len && is_ws(L->src[p])) p++;
+        p = skip_ws(L->src, L->len, p);
         if (p >= L->len)
             return lex_error(L, open, block ? "unclosed block tag '{%'" : "unclosed variable tag '{{'", NULL);
         const char *s = L->src + p;
@@ -319,10 +341,10 @@ static bool find_endraw(lexer *L, size_t p, size_t *tag, char *open_sign, size_t
         size_t q = p + 2;
         char os = 0;
         if (q < L->len && (L->src[q] == '-' || L->src[q] == '+')) os = L->src[q++];
-        while (q < L->len && is_ws(L->src[q])) q++;
+        q = skip_ws(L->src, L->len, q);
         if (L->len - q < 6 || memcmp(L->src + q, "endraw", 6) != 0) continue;
         q += 6;
-        while (q < L->len && is_ws(L->src[q])) q++;
+        q = skip_ws(L->src, L->len, q);
         char cs = 0;
         if (q < L->len && (L->src[q] == '-' || L->src[q] == '+')) cs = L->src[q++];
         if (L->len - q < 2 || memcmp(L->src + q, "%}", 2) != 0) continue;
@@ -337,10 +359,10 @@ static bool find_endraw(lexer *L, size_t p, size_t *tag, char *open_sign, size_t
 
 /* Is there "raw" (then "%}" or "-%}") at p? Returns the end of the tag. */
 static bool raw_begin(lexer *L, size_t p, size_t *end, char *sign) {
-    while (p < L->len && is_ws(L->src[p])) p++;
+    p = skip_ws(L->src, L->len, p);
     if (L->len - p < 3 || memcmp(L->src + p, "raw", 3) != 0) return false;
     p += 3;
-    while (p < L->len && is_ws(L->src[p])) p++;
+    p = skip_ws(L->src, L->len, p);
     char s = 0;
     if (p < L->len && L->src[p] == '-') s = L->src[p++];
     if (L->len - p < 2 || memcmp(L->src + p, "%}", 2) != 0) return false;
@@ -374,7 +396,7 @@ owl_status jinja_lex(jmem *m, const char *src, size_t len, jtok **toks, size_t *
             char os, cs;
             size_t content = raw_end;
             if (raw_sign == '-')
-                while (content < len && is_ws(src[content])) content++;
+                content = skip_ws(src, len, content);
             if (!find_endraw(&L, content, &tag, &os, &close_end, &cs))
                 return lex_error(&L, q, "unclosed '{% raw %}' (missing '{% endraw %}')", NULL);
             if ((s = emit_text_before(&L, content, tag, os, true, false))) return s;
