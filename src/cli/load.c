@@ -34,7 +34,9 @@ owl_model *cli_load_model(const char *cmd, const char *path, const char *tokeniz
     owl_model *m = NULL;
     owl_status st = owl_model_load(path, &mp, &m);
     if (st != OWL_OK) {
-        cli_error(cmd, "cannot load model '%s': %s", path, owl_last_error());
+        const char *err = owl_last_error();
+        if (strstr(err, path)) cli_error(cmd, "cannot load model: %s", err); /* the text names the file */
+        else cli_error(cmd, "cannot load model '%s': %s", path, err);
         return NULL;
     }
     if (!owl_model_tokenizer(m)) {

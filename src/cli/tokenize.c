@@ -93,7 +93,9 @@ int cli_tokenize(int argc, char **argv) {
     if (owl_tokenizer_load(tok_path, &own) == OWL_OK) {
         tok = own;
     } else if (tokenizer) {
-        cli_error(CMD, "cannot load tokenizer '%s': %s", tokenizer, owl_last_error());
+        const char *err = owl_last_error();
+        if (strstr(err, tokenizer)) cli_error(CMD, "cannot load tokenizer: %s", err);
+        else cli_error(CMD, "cannot load tokenizer '%s': %s", tokenizer, err);
         goto done;
     } else {
         if (!(model = cli_load_model(CMD, model_path, NULL))) goto done;
