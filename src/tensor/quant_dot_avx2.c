@@ -17,6 +17,12 @@
 #define PREFETCH_4(p) for (size_t pf = 0; pf < 4 * sizeof *(p); pf += 64) _mm_prefetch((const char *)(p) + PF_DIST + pf, _MM_HINT_T0);
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
+static inline T256 float h2f(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
 static inline T256 __m128 h4(const uint8_t *p, size_t stride) {
     uint64_t v = 0;
     for (int k = 0; k < 4; k++) {
@@ -169,7 +175,7 @@ static inline void q4k_scales(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
         __m256i mins = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)), load32(b[i].bsums)); \
         HIGH##_SETUP                                                                                         \
         __m256i tot = _mm256_setzero_si256();                                                                \
-        for (int c = 0; c < 4; c++) {                                                                        \
+        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {                                                \
             __m256i v = load32(a[i].qs + 32 * c);                                                            \
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);        \
             HIGH##_ADD                                                                                       \
@@ -180,8 +186,8 @@ static inline void q4k_scales(const uint8_t s[12], uint8_t sc[8], uint8_t mn[8])
             tot = _mm256_add_epi32(tot, _mm256_add_epi32(p0, p1));                                           \
         }                                                                                                    \
         float dx = qi_f(b[i].d);                                                                             \
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(qi_h(a[i].d) * dx), acc);              \
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(qi_h(a[i].dmin) * dx), accm);        \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(h2f(a[i].d) * dx), acc);              \
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(h2f(a[i].dmin) * dx), accm);        \
     }                                                                                                        \
     return hsum(acc) - hsum(accm);
 
@@ -206,9 +212,9 @@ static float T256 dot_q6_k(const void *w, const void *x, int64_t nb) {
         const int8_t *sc = a[i].scales;
         __m256i tot = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(group_sums(_mm_loadu_si128((const __m128i *)sc), &b[i]), 5));
-        for (int n = 0; n < 2; n++) {
+        _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) {
             __m256i l0 = load32(a[i].ql + 64 * n), l1 = load32(a[i].ql + 64 * n + 32), h = load32(a[i].qh + 32 * n);
-            for (int k = 0; k < 4; k++) {
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
                 __m256i l = (k & 1) ? l1 : l0;
                 if (k >= 2) l = _mm256_srli_epi16(l, 4);
                 __m256i hb = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * k)), m3);
@@ -217,7 +223,7 @@ static float T256 dot_q6_k(const void *w, const void *x, int64_t nb) {
                 tot = _mm256_add_epi32(tot, groups2(q, b[i].qs + 128 * n + 32 * k, sc[g], sc[g + 1]));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(qi_h(a[i].d) * qi_f(b[i].d)), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
     }
     return hsum(acc);
 }
@@ -232,19 +238,30 @@ static float T256 dot_q2_k(const void *w, const void *x, int64_t nb) {
         __m256i s16 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)a[i].scales));
         __m256i mins = _mm256_madd_epi16(_mm256_srli_epi16(s16, 4), load32(b[i].bsums));
         __m256i tot = _mm256_setzero_si256();
-        for (int n = 0; n < 2; n++) {
+        _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) {
             __m256i v = load32(a[i].qs + 32 * n);
-            for (int j = 0; j < 4; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
                 __m256i q = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), m3);
                 int g = 8 * n + 2 * j;
                 tot = _mm256_add_epi32(tot, groups2(q, b[i].qs + 128 * n + 32 * j, a[i].scales[g] & 15, a[i].scales[g + 1] & 15));
             }
         }
         float dx = qi_f(b[i].d);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(qi_h(a[i].d) * dx), acc);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(-qi_h(a[i].dmin) * dx), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(h2f(a[i].d) * dx), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(-h2f(a[i].dmin) * dx), acc);
     }
     return hsum(acc);
+}
+
+/* The 16 Q3_K scales (minus their bias of 32) from the 12-byte packing
+ * (see quant_k.c), four at a time in 32-bit words. */
+static inline T256 void q3k_scales(const uint8_t s[12], int8_t sc[16]) {
+    uint32_t a0 = qi_u32(s), a1 = qi_u32(s + 4), t = qi_u32(s + 8);
+    const uint32_t lo = 0x0f0f0f0fu, hi = 0x03030303u;
+    uint32_t v[4] = {(a0 & lo) | ((t & hi) << 4), (a1 & lo) | (((t >> 2) & hi) << 4), ((a0 >> 4) & lo) | (((t >> 4) & hi) << 4),
+                     ((a1 >> 4) & lo) | (((t >> 6) & hi) << 4)};
+    __m128i b = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)v), _mm_set1_epi8(32)); /* per byte */
+    _mm_storeu_si128((__m128i *)sc, b);
 }
 
 static float T256 dot_q3_k(const void *w, const void *x, int64_t nb) {
@@ -255,21 +272,21 @@ static float T256 dot_q3_k(const void *w, const void *x, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         PREFETCH_BLOCK(a + i)
         int8_t sc[16];
-        owl_q3k_unpack_scales(a[i].scales, sc);
+        q3k_scales(a[i].scales, sc);
         /* levels stored as low + 4*h in 0..7: take 4 * sum(sc * x) off */
         __m256i tot = _mm256_sub_epi32(_mm256_setzero_si256(),
                                        _mm256_slli_epi32(group_sums(_mm_loadu_si128((const __m128i *)sc), &b[i]), 2));
         const __m256i hm = load32(a[i].hmask);
-        for (int n = 0; n < 2; n++) {
+        _Pragma("GCC unroll 2") for (int n = 0; n < 2; n++) {
             __m256i v = load32(a[i].qs + 32 * n);
-            for (int j = 0; j < 4; j++) {
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
                 __m256i q = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(2 * j)), m3);
                 q = _mm256_or_si256(q, bit_of(hm, 4 * n + j, 2));
                 int g = 8 * n + 2 * j;
                 tot = _mm256_add_epi32(tot, groups2(q, b[i].qs + 128 * n + 32 * j, sc[g], sc[g + 1]));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(qi_h(a[i].d) * qi_f(b[i].d)), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_set1_ps(h2f(a[i].d) * qi_f(b[i].d)), acc);
     }
     return hsum(acc);
 }

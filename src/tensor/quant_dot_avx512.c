@@ -210,7 +210,7 @@ static inline void q4k_scales_u64(const uint8_t s[12], uint64_t *sc, uint64_t *m
 #define Q45K_BODY(BLK, HIGH)                                                                                  \
     const BLK *a = w;                                                                                         \
     const blk_q8_k *b = x;                                                                                    \
-    const __m256i m4 = _mm256_set1_epi8(15);                                                                  \
+    const __m512i m4 = _mm512_set1_epi8(15);                                                                  \
     __m512 acc = _mm512_setzero_ps();                                                                         \
     __m256 accm = _mm256_setzero_ps();                                                                        \
     for (int64_t i = 0; i < nb; i++) {                                                                        \
@@ -223,10 +223,14 @@ static inline void q4k_scales_u64(const uint8_t s[12], uint64_t *sc, uint64_t *m
         const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));  \
         HIGH##_SETUP                                                                                          \
         __m512i tot = _mm512_setzero_si512();                                                                 \
+        __m512i qq[4];                                                                                        \
+        for (int h = 0; h < 2; h++) { /* 64 bytes: chunks 2h, 2h+1 as [low nibbles, high nibbles] each */     \
+            __m512i z = _mm512_loadu_si512(a[i].qs + 64 * h), zs = _mm512_srli_epi16(z, 4);                   \
+            qq[2 * h] = _mm512_and_si512(_mm512_shuffle_i64x2(z, zs, 0x44), m4);                              \
+            qq[2 * h + 1] = _mm512_and_si512(_mm512_shuffle_i64x2(z, zs, 0xee), m4);                          \
+        }                                                                                                     \
         _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {                                                 \
-            __m256i v = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));                              \
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(v, m4)),                   \
-                                           _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), 1);                 \
+            __m512i q = qq[c];                                                                                \
             HIGH##_ADD                                                                                        \
             __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(b[i].qs + 64 * c));                        \
             __m512i s = _mm512_permutexvar_epi16(                                                             \
