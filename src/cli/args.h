@@ -16,6 +16,9 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_RUNTIME = 1, CLI_EXIT_USAGE = 2 };
 int cli_run(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
+int cli_perplexity(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 
 /* "owl CMD: message (see owl CMD --help)"; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -41,10 +44,10 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *text, double
  * message naming `what` and the path, and false. */
 bool cli_readable_file(const char *cmd, const char *what, const char *path);
 
-/* Loads a model, printing "owl CMD: ..." on failure (NULL). */
 /* A model path: a readable file or a directory (Hugging Face); false after
  * printing the error. */
 bool cli_model_path_ok(const char *cmd, const char *path);
+/* Loads a model, printing "owl CMD: ..." on failure (NULL). */
 owl_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer_path);
 
 /* Reads a whole file into a malloc'd NUL-terminated buffer; NULL (after a

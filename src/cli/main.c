@@ -14,10 +14,13 @@ static void usage(FILE *f) {
             "usage: owl COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
-            "  run       generate text from a prompt with a GGUF or llama2.c model\n"
+            "  run       generate text from a prompt with a GGUF, llama2.c or Hugging Face model\n"
             "  tokenize  print the tokens of a text\n"
             "  bench     measure prompt processing and generation speed against the\n"
             "            machine's memory bandwidth\n"
+            "  quantize  quantize a GGUF model (Q8_0, Q4_K_M, ... as llama.cpp's mixes)\n"
+            "  perplexity  perplexity of a model on a text, KL divergence to a base model\n"
+            "  convert   convert a Hugging Face model directory to GGUF\n"
             "\n"
             "options:\n"
             "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
@@ -50,6 +53,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0) return cli_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
+    if (strcmp(cmd, "quantize") == 0) return cli_quantize(argc - 1, argv + 1);
+    if (strcmp(cmd, "perplexity") == 0) return cli_perplexity(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0) return cli_convert(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

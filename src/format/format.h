@@ -195,6 +195,10 @@ owl_status owl_safetensors_write(const char *path, const owl_weight *tensors, si
  * tokenizer of a Hugging Face directory into GGUF-style keys and tensor
  * names (format "hf": Q/K rows are in rotate_half order, not permuted). */
 owl_status owl_hf_dir_read(const char *dir, owl_weights *out);
+/* Converts a Hugging Face directory to a GGUF file as llama.cpp lays it out
+ * (keys, tensor names, Llama Q/K rows permuted to adjacent-pair RoPE);
+ * matrices become type (F32, F16, BF16), vectors F32. Atomic. */
+owl_status owl_hf_convert(const char *dir, const char *out_path, owl_dtype type);
 
 /* Decides the format from the bytes / path and reads it. */
 owl_status owl_weights_open(const char *path, const char *tokenizer_path, owl_weights *out);

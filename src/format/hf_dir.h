@@ -26,4 +26,9 @@ owl_status owl_hf_tokenizer_config(const char *dir, owl_meta *meta);
  * merges, pre). Implemented in the tokenizer layer. */
 owl_status owl_hf_tokenizer_json_meta(const char *path, owl_meta *meta);
 
+/* Reorders the rows of each of n_heads heads (head_dim rows of cols floats)
+ * from rotate_half order to adjacent pairs: row s*head_dim/2 + i goes to
+ * row 2i + s (llama.cpp's Q/K permutation). */
+void owl_hf_permute_rows(const float *src, float *dst, int64_t n_heads, int64_t head_dim, int64_t cols);
+
 #endif
