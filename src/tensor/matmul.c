@@ -273,7 +273,8 @@ void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int6
     if (r1 > W->rows) r1 = W->rows;
     if (n_tok <= 0 || r1 <= r0) return;
     if (!plain_float(W->dtype)) {
-        if (owl_matmul_supported(W->dtype)) {
+        /* quantized rows must be whole blocks (format readers check this) */
+        if (owl_matmul_supported(W->dtype) && W->cols % owl_dtype_get((uint32_t)W->dtype)->block == 0) {
             /* Long prompts: dequantize panels once for AMX (float activations). */
             int min_tok = owl_dtype_get((uint32_t)W->dtype)->block >= 256 ? 2 * AMX_MIN_TOK_QUANT : AMX_MIN_TOK_QUANT;
             if (n_tok >= min_tok && owl_gemm_amx_usable(W->dtype) && owl_gemm_amx(W, X, Y, n_tok, r0, r1))

@@ -89,8 +89,9 @@ float owl_dot_f32(owl_dtype t, const void *a, const float *b, int64_t n);
 void owl_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 /* RoPE on one head vector of head_dim at position pos, theta base freq_base.
  * neox = false: pairs (2i, 2i+1) (GGUF / llama.cpp); neox = true: pairs
- * (i, i + head_dim/2) (Hugging Face rotate_half). n_rot <= head_dim
- * dimensions rotate. freq_scale multiplies the position (linear scaling). */
+ * (i, i + n_rot/2) (Hugging Face rotate_half; = head_dim/2 when all rotate).
+ * The first n_rot <= head_dim dimensions rotate, pair i by
+ * pos * freq_scale * freq_base^(-2i/n_rot). freq_scale multiplies the position (linear scaling). */
 void owl_rope(float *x, int head_dim, int n_rot, int pos, float freq_base, float freq_scale, bool neox);
 void owl_softmax(float *x, int n);
 /* out[i] = silu(gate[i]) * up[i] */
