@@ -1,0 +1,122 @@
+/* owl quantize: a GGUF (F32 / F16 / BF16) in, a quantized GGUF out. */
+#include "cli/args.h"
+#include "eval/eval.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *CMD = "quantize";
+
+static void quantize_help(FILE *f) {
+    fprintf(f,
+            "usage: owl quantize IN OUT --type TYPE [options]\n"
+            "\n"
+            "Quantizes the model IN (a GGUF file with F32, F16 or BF16 weights) into the\n"
+            "GGUF file OUT. TYPE is one of llama.cpp's mixes, which keep more bits where\n"
+            "they matter (Q4_K_M: attn_v and ffn_down of some layers in Q6_K, the output\n"
+            "matrix in Q6_K), or a pure block type (Q3_K, Q4_K, Q5_K: every matrix), or\n"
+            "F32 / F16 / BF16. Norms and other 1-D tensors stay F32. Types:\n"
+            "  %s\n"
+            "\n"
+            "  -t, --type TYPE         the mix or type (required)\n"
+            "      --threads N         threads (default 0: all cores)\n"
+            "      --allow-requantize  accept an input that is already quantized\n"
+            "                          (dequantized first; loses more than quantizing\n"
+            "                          the original)\n"
+            "  -h, --help              this text\n"
+            "\n"
+            "OUT is written to a temporary file and renamed into place: on any failure\n"
+            "nothing is left behind.\n",
+            owl_eval_mix_names());
+}
+
+typedef struct progress {
+    bool tty;
+    double t0;
+} progress;
+
+static void on_tensor(void *ud, size_t i, size_t n, const owl_weight *in, owl_dtype out) {
+    progress *p = ud;
+    if (!p->tty) return;
+    int width = 30, done = (int)((double)i / (double)n * width);
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu %-28.28s %s -> %-5s", done, "##############################",
+            width - done, "", i, n, in->name, owl_dtype_name(in->dtype), owl_dtype_name(out));
+    if (i == n) fputs("\r\033[K", stderr);
+    fflush(stderr);
+}
+
+static double mb(uint64_t b) { return (double)b / 1e6; }
+
+int cli_quantize(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *type = NULL;
+    int threads = 0;
+    bool allow_requantize = false, options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (options_done || a[0] != '-' || a[1] == 0) {
+            if (!in) in = a;
+            else if (!out) out = a;
+            else return cli_usage_error(CMD, "unexpected argument '%s'", a);
+        } else if (strcmp(a, "--") == 0) {
+            options_done = true;
+        } else if (cli_is_help(a)) {
+            quantize_help(stdout);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "-t") == 0 || strcmp(a, "--type") == 0) {
+            if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+            type = v;
+        } else if (strcmp(a, "--threads") == 0) {
+            if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
+            if (!cli_parse_int(CMD, a, v, 0, 4096, &threads)) return CLI_EXIT_USAGE;
+        } else if (strcmp(a, "--allow-requantize") == 0) {
+            allow_requantize = true;
+        } else {
+            return cli_usage_error(CMD, "unknown option '%s'", a);
+        }
+    }
+    if (!in) return cli_usage_error(CMD, "no input model given");
+    if (!out) return cli_usage_error(CMD, "no output file given");
+    if (!type) return cli_usage_error(CMD, "no --type given (one of %s)", owl_eval_mix_names());
+    const owl_quant_mix *mix = owl_eval_mix_find(type);
+    if (!mix) return cli_usage_error(CMD, "unknown type '%s' (one of %s)", type, owl_eval_mix_names());
+    if (strcmp(in, out) == 0) return cli_usage_error(CMD, "the output '%s' is the input", out);
+
+    /* fail before the work when the output's folder is not writable */
+    char *dir_copy = strdup(out);
+    if (!dir_copy) return cli_error(CMD, "out of memory");
+    const char *dir = dirname(dir_copy);
+    if (access(dir, W_OK) != 0) {
+        int e = errno;
+        free(dir_copy);
+        return cli_error(CMD, "cannot write %s: folder %s: %s", out, dir, strerror(e));
+    }
+    free(dir_copy);
+    owl_set_threads(threads);
+
+    owl_weights ws;
+    owl_status st = owl_weights_open(in, NULL, &ws);
+    if (st != OWL_OK) return cli_error(CMD, "%s", owl_last_error());
+    if (strcmp(ws.format, "gguf") != 0) {
+        int rc = cli_error(CMD, "%s: %s input is not supported yet (give a GGUF file)", in, ws.format);
+        owl_weights_free(&ws);
+        return rc;
+    }
+    progress pr = {.tty = isatty(2) != 0, .t0 = owl_time_ms()};
+    owl_quantize_params qp = {.mix = mix, .allow_requantize = allow_requantize, .on_tensor = on_tensor, .ud = &pr};
+    owl_quantize_stats qs;
+    st = owl_eval_quantize(&ws, out, &qp, &qs);
+    owl_weights_free(&ws);
+    if (st != OWL_OK) return cli_error(CMD, "%s", owl_last_error());
+    double secs = (owl_time_ms() - pr.t0) / 1000.0;
+    fprintf(stderr,
+            "owl quantize: %s (%.2f MB) -> %s (%s, %.2f MB, %.2fx smaller): %zu of %zu tensors converted, "
+            "%zu with a fallback type, %.1f s\n",
+            in, mb(qs.in_bytes), out, mix->name, mb(qs.out_bytes),
+            qs.out_bytes ? (double)qs.in_bytes / (double)qs.out_bytes : 0.0, qs.n_quantized, qs.n_tensors,
+            qs.n_fallback, secs);
+    return CLI_EXIT_OK;
+}
