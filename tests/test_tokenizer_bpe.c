@@ -609,6 +609,23 @@ static void test_small(void) {
     CHECK(pieces_are(tok, " ab  ab ", false, "ab|ab"));
     owl_tokenizer_free(tok);
 
+    /* an id no token has (a hole) is an unused empty piece; GGUF metadata names it [PADn] */
+    tok = small("\"vocab\":{\"a\":0,\"b\":1,\"ab\":3,\"\\u0120\":4},\"merges\":[\"a b\"]},\"pre_tokenizer\":{\"type\":"
+                "\"ByteLevel\",\"add_prefix_space\":false}",
+                NULL);
+    if (tok) {
+        CHECK(tok->vocab.n == 5 && tok->vocab.types[2] == OWL_TOKTYPE_UNUSED && tok->vocab.pieces[2].len == 0);
+        CHECK(strcmp(tok->bpe->pre_name, "gpt-2") == 0);
+        owl_meta m = {0};
+        CHECKF(owl_bpe_to_meta(tok, &m) == OWL_OK, "%s", owl_last_error());
+        const owl_meta_value *tv = owl_meta_find(&m, "tokenizer.ggml.tokens");
+        CHECK(tv && tv->arr.count == 5 && owl_str_eq(tv->arr.strs[2], "[PAD2]") && owl_str_eq(tv->arr.strs[3], "ab"));
+        const owl_meta_value *mv = owl_meta_find(&m, "tokenizer.ggml.merges");
+        CHECK(mv && mv->arr.count == 1 && owl_str_eq(mv->arr.strs[0], "a b"));
+        owl_meta_free(&m);
+    }
+    owl_tokenizer_free(tok);
+
     /* post-processors and the config's overrides */
     const char *pp = "\"vocab\":{" CHARS ",\"<s>\":14,\"</s>\":15},\"merges\":[]},\"added_tokens\":[{\"id\":14,\"content\":\"<s>\","
                      "\"special\":true},{\"id\":15,\"content\":\"</s>\",\"special\":true}],\"post_processor\":{\"type\":"

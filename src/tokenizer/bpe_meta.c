@@ -245,6 +245,7 @@ owl_status owl_bpe_to_meta(const owl_tokenizer *tok, owl_meta *meta) {
     owl_str *ms = malloc(sizeof *ms * (b->n_merges + 1));
     size_t total = 0, k = 0;
     char *buf = NULL;
+    owl_str *pieces = NULL;
     owl_status st = OWL_OK;
     if (!rp || !ms) {
         st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
@@ -269,9 +270,27 @@ owl_status owl_bpe_to_meta(const owl_tokenizer *tok, owl_meta *meta) {
         memcpy(buf + at + l.len + 1, r.ptr, r.len);
         at += l.len + 1 + r.len;
     }
+    /* ids no token had (empty, UNUSED) are written as [PADn], as llama.cpp's converter does */
+    int holes = 0;
+    for (int i = 0; i < n; i++) holes += tok->vocab.pieces[i].len == 0 && tok->vocab.types[i] == OWL_TOKTYPE_UNUSED;
+    if (holes && !(pieces = malloc(sizeof *pieces * (size_t)n + (size_t)holes * 20))) {
+        st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (holes) {
+        char *pad = (char *)(pieces + n);
+        for (int i = 0; i < n; i++) {
+            pieces[i] = tok->vocab.pieces[i];
+            if (pieces[i].len == 0 && tok->vocab.types[i] == OWL_TOKTYPE_UNUSED) {
+                int l = snprintf(pad, 20, "[PAD%d]", i);
+                pieces[i] = (owl_str){pad, (size_t)l};
+                pad += l;
+            }
+        }
+    }
     if ((st = owl_meta_set_str(meta, "tokenizer.ggml.model", "gpt2", 4)) ||
         (st = owl_meta_set_str(meta, "tokenizer.ggml.pre", b->pre_name, strlen(b->pre_name))) ||
-        (st = owl_meta_set_str_arr(meta, "tokenizer.ggml.tokens", tok->vocab.pieces, (uint64_t)n)) ||
+        (st = owl_meta_set_str_arr(meta, "tokenizer.ggml.tokens", holes ? pieces : tok->vocab.pieces, (uint64_t)n)) ||
         (st = owl_meta_set_arr(meta, "tokenizer.ggml.token_type", OWL_META_I32, tok->vocab.types, (uint64_t)n)) ||
         (st = owl_meta_set_str_arr(meta, "tokenizer.ggml.merges", ms, k)) ||
         (st = owl_meta_set_bool(meta, "tokenizer.ggml.add_bos_token", tok->add_bos)) ||
@@ -288,5 +307,6 @@ done:
     free(rp);
     free(ms);
     free(buf);
+    free(pieces);
     return st;
 }
