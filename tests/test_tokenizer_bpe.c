@@ -271,6 +271,16 @@ static void check_to_meta(const owl_tokenizer *tok, const char *pre, const char 
     owl_meta_free(&meta);
 }
 
+/* The chat template from tokenizer_config.json, as published beside it. */
+static void check_template(const owl_tokenizer *tok, const char *name) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "templates/hf/%s.chat_template.jinja", name);
+    char *want = file_text(rel);
+    const char *got = owl_tokenizer_chat_template(tok);
+    CHECKF(want && got && strcmp(want, got) == 0, "%s: chat template differs", name);
+    free(want);
+}
+
 static void test_llama3(void) {
     double ms;
     owl_tokenizer *tok = load_json("tokenizers/llama3/tokenizer.json", &ms);
@@ -309,6 +319,7 @@ static void test_qwen3(void) {
     check_vectors(tok, "ggml-vocab-qwen2.gguf", true);
     check_roundtrips(tok, "qwen3");
     check_to_meta(tok, "qwen2", NULL);
+    check_template(tok, "qwen3");
     CHECK(tok->bos == -1 && !tok->add_bos);
     check_public(tok, false);
     CHECK(tok->eos == piece_id(tok, "<|im_end|>") && tok->eos == 151645);
@@ -328,6 +339,7 @@ static void test_mistral(void) {
     CHECK(tok->vocab.n == 32000);
     CHECK(piece_id(tok, "\xe2\x96\x81") == 28705);
     CHECK(tok->bos == 1 && tok->add_bos && tok->eos == 2 && !tok->add_eos && tok->unk == 0);
+    CHECK(owl_tokenizer_chat_template(tok) == NULL); /* its config has none */
     check_public(tok, true);
     CHECK(tok->byte_tokens[0] == 3 && tok->byte_tokens[255] == 258);
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
@@ -359,6 +371,7 @@ static void test_gemma3(void) {
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "gemma3");
     check_cut_same(tok, "gemma3");
+    check_template(tok, "gemma3");
     CHECK(ids_contain(encode(tok, "<start_of_turn>user", 19, true), piece_id(tok, "<start_of_turn>")));
     CHECK(!ids_contain(encode(tok, "<start_of_turn>user", 19, false), piece_id(tok, "<start_of_turn>")));
     CHECK(ids_contain(encode(tok, "x<unused5>y", 11, false), piece_id(tok, "<unused5>")));
@@ -373,6 +386,7 @@ static void test_deepseek(void) {
     check_vectors(tok, "ggml-vocab-llama-bpe.gguf", false);
     check_roundtrips(tok, "deepseek_v3");
     check_to_meta(tok, "deepseek-v3", NULL);
+    check_template(tok, "deepseek_v3");
     const char *u = "<\xef\xbd\x9c" "User\xef\xbd\x9c>hi";
     CHECK(ids_contain(encode(tok, u, strlen(u), false), piece_id(tok, "<\xef\xbd\x9cUser\xef\xbd\x9c>")));
     owl_bpe_tokenizer_destroy(tok);

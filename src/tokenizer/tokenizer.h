@@ -101,7 +101,8 @@ owl_status owl_bpe_encode(const owl_tokenizer *tok, const char *text, size_t len
  * owl_bpe_encode encodes a plain stretch: non-special added tokens are still
  * split out, then normalizer, pre-tokenizer, merges. owl_bpe_encode_text does
  * the whole text: added tokens first (special ones only when parse_special,
- * honouring lstrip/rstrip/single_word), then the same; the dispatcher should
+ * honouring lstrip/rstrip/single_word; normalized ones are looked for in the
+ * normalized text), then the same; the dispatcher should
  * prefer it for OWL_TOK_BPE. Neither adds BOS/EOS. */
 owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
                                owl_ids *out);
