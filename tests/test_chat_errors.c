@@ -61,7 +61,8 @@ int main(void) {
     ERR("{{ {'a': 1}.copy() }}", "dict.copy", NULL);
     ERR("{{ cycler(1, 2) }}", "1:10", "cycler");
     ERR("{% for i in l recursive %}{% endfor %}", "recursive", NULL);
-    ERR("{{ 'x%s' % 1 }}", "1:10", "not supported");
+    ERR("{{ '%s %s' % 1 }}", "1:12", "not enough arguments");
+    ERR("{{ '%*d' % (1, 2) }}", "1:10", "not supported");
     ERR("{{ f(*args) }}", "not supported", NULL);
     ERR("{% for i in [1] %}{{ loop.changed(i) }}{% endfor %}", "loop.changed", NULL);
     /* invalid syntax */

@@ -238,6 +238,8 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out);
 bool jinja_call_method(jstate *st, const jnode *at, jmethod *bm, const jargs *a, jval *out);
 bool jinja_call_func(jstate *st, const jnode *at, int fn, const jargs *a, jval *out);
 bool jinja_global(const char *name, jval *out);
+/* fmt % args with Python's printf-style rules. */
+bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, jval args, jval *out);
 /* Python-ordered comparison (<0, 0, >0); false + error when not comparable. */
 bool jinja_compare(const jnode *at, jval a, jval b, bool ignore_case, int *out);
 /* Iterates a value into a list (str -> characters, dict -> keys). */

@@ -357,6 +357,7 @@ static const char *op_name(int op) {
 }
 
 static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out) {
+    if (op == OP_MOD && a.t == JV_STR) return jinja_printf(st, at, a.u.s, b, out);
     if (a.t == JV_UNDEF) return undefined_error(at, a);
     if (b.t == JV_UNDEF) return undefined_error(at, b);
     bool an = jv_is_num(a), bn = jv_is_num(b);
@@ -426,18 +427,6 @@ static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out
         return repeat(st, at, a, b.t == JV_BOOL ? b.u.b : b.u.i, out);
     if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple < 2)) && (a.t == JV_INT || a.t == JV_BOOL))
         return repeat(st, at, b, a.t == JV_BOOL ? a.u.b : a.u.i, out);
-    if (op == OP_MOD && a.t == JV_STR) {
-        /* printf-style formatting: only the case without any conversion */
-        if (memchr(a.u.s->s, '%', a.u.s->len))
-            return jerr(at, "printf-style string formatting ('...%%...' %% x) is not supported");
-        /* Python: a mapping or anything subscriptable but a tuple or str
-         * is a mapping argument; a tuple must be empty */
-        if (b.t == JV_DICT || (b.t == JV_LIST && b.tuple == 0) || (b.t == JV_LIST && b.tuple == 1 && b.u.l->n == 0)) {
-            *out = a;
-            return true;
-        }
-        return jerr(at, "not all arguments converted during string formatting");
-    }
     return jerr(at, "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op), jv_type_name(a), jv_type_name(b));
 }
 

@@ -15,7 +15,7 @@ static const char *const filters[] = {
     "trim", "tojson", "length", "count", "upper", "lower", "capitalize", "title", "replace", "join",
     "default", "d", "items", "selectattr", "rejectattr", "select", "reject", "map", "first", "last",
     "string", "list", "int", "float", "abs", "round", "reverse", "sort", "unique", "dictsort", "safe",
-    "e", "escape", "indent", "min", "max", "sum", NULL};
+    "e", "escape", "indent", "min", "max", "sum", "format", NULL};
 
 static const char *const tests[] = {
     "defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable",
@@ -464,6 +464,27 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
         return jinja_str_replace(st, at, s, o, n, count, out);
     }
     if (!strcmp(name, "tojson")) return do_tojson(st, at, v, a, out);
+    if (!strcmp(name, "format")) { /* value % (kwargs or args) */
+        if (a->npos && a->nkw) return jerr(at, "format: can't handle positional and keyword arguments at the same time");
+        jval args;
+        if (a->nkw) {
+            jdict *d = jdict_new(st->mem, a->nkw);
+            if (!d) return false;
+            for (size_t k = 0; k < a->nkw; k++) {
+                jval key = jv_cstr(st->mem, a->kwn[k]);
+                if (key.t != JV_STR || !jdict_set(st->mem, d, key, a->kwv[k])) return false;
+            }
+            args = jv_dict(d);
+        } else {
+            jlist *l = jlist_new(st->mem, a->npos);
+            if (!l) return false;
+            for (size_t k = 0; k < a->npos; k++) l->v[l->n++] = a->pos[k];
+            args = jv_list(l);
+            args.tuple = 1;
+        }
+        if (!jv_to_str(st->mem, v, &s)) return false;
+        return jinja_printf(st, at, s, args, out);
+    }
     if (!strcmp(name, "indent")) return do_indent(st, at, v, a, out);
     if (!strcmp(name, "length") || !strcmp(name, "count")) {
         if (!jinja_bind(at, name, a, NULL, 0, 0, NULL, x)) return false;
