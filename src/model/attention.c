@@ -261,7 +261,13 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
     const int n_blocks = (n + bs - 1) / bs;
     const int total = n_blocks * n_heads;
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (total > 1)
+    /* threads only when there is enough work to pay for waking them: a
+     * short generation step runs on the calling thread (every fork/join is
+     * costly on a busy machine) */
+    const double work = (double)total * (double)bs * (double)(pos0 + n) * (double)hd;
+    if (work < 2e5) nt = 1;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && total > 1)
     for (int i = 0; i < total; i++) {
         const int b = i / n_heads, h = i % n_heads, g = h / group;
         const int t = b * bs, nb = n - t < bs ? n - t : bs;
