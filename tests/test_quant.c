@@ -387,6 +387,14 @@ static void test_activation_quant(uint64_t *rng) {
             owl_cpu_force_scalar(false);
             CHECK(owl_quant_quantize_row(t, x, fast, n) == OWL_OK);
             CHECKF(memcmp(ref, fast, bytes) == 0, "%s pass %d: SIMD quantizer bytes differ from the reference", owl_dtype_name(t), pass);
+            owl_qquant_fn paths[2] = {owl_qquant_avx512(t), owl_qquant_avx2(t)};
+            for (int k2 = 0; k2 < 2; k2++) {
+                if (!paths[k2]) continue;
+                memset(fast, 0xa5, bytes);
+                paths[k2](x, fast, n / block);
+                CHECKF(memcmp(ref, fast, bytes) == 0, "%s pass %d: %s quantizer bytes differ from the reference", owl_dtype_name(t), pass,
+                       k2 ? "AVX2" : "AVX-512");
+            }
             if (pass == 2) { /* with d = 1 the levels are roundf(x) exactly */
                 bool exact = true;
                 for (int64_t i = 0; i < n; i++) {

@@ -55,7 +55,11 @@ owl_status owl_quant_quantize_row(owl_dtype t, const float *src, void *dst, int6
     if (n < 0 || n % q->block != 0)
         return owl_errorf(OWL_ERR_ARG, "quantize to %s: row of %lld elements is not a whole number of %d-element blocks",
                           owl_dtype_name(t), (long long)n, q->block);
-    owl_qquant_fn fast = owl_cpu_scalar_forced() ? NULL : owl_qquant_avx512(t);
+    owl_qquant_fn fast = NULL;
+    if (!owl_cpu_scalar_forced()) {
+        fast = owl_qquant_avx512(t);
+        if (!fast) fast = owl_qquant_avx2(t);
+    }
     (fast ? fast : q->quantize)(src, dst, n / q->block);
     return OWL_OK;
 }

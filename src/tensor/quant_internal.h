@@ -142,8 +142,9 @@ owl_qdot_fn owl_qdot_avx2(owl_dtype t);
 typedef void (*owl_qdot4_fn)(const void *w, size_t stride, const void *x, int64_t nb, float *out);
 owl_qdot4_fn owl_qdot4_avx512(owl_dtype t);
 /* SIMD activation quantizers (Q8_0, Q8_K; NULL elsewhere or when the CPU
- * lacks AVX-512), byte-identical to the reference. */
+ * lacks the ISA), byte-identical to the reference. */
 typedef void (*owl_qquant_fn)(const float *x, void *y, int64_t nb);
 owl_qquant_fn owl_qquant_avx512(owl_dtype t);
+owl_qquant_fn owl_qquant_avx2(owl_dtype t);
 
 #endif
