@@ -145,7 +145,6 @@ float owl_qfit_sym(int n, const float *x, int nneg, int npos) {
     }
     if (amax == 0.0f) return 0.0f;
     float best_s = -max / (float)nneg;
-    float best = err_sym(n, x, best_s, nneg, npos);
     /* each candidate scored by its least-squares scale: error = sum x^2 -
      * sqx^2 / sqq, so the largest sqx^2 / sqq wins */
     float best_score = -1.0f;
@@ -169,7 +168,6 @@ float owl_qfit_sym(int n, const float *x, int nneg, int npos) {
             }
         }
     }
-    (void)best;
     return best_s;
 }
 
