@@ -257,6 +257,9 @@ static void test_matmul(const char *what, bool full) {
         if (!full) continue;
         check_matmul(types[ti], 40, 1100, 250, 0, 40, what); /* several k blocks (AMX) */
         check_matmul(types[ti], 33, 64, 530, 0, 33, what);   /* several token chunks (AMX) */
+        owl_gemm_amx_set_budget(16 << 10);                   /* several panel groups (AMX) */
+        check_matmul(types[ti], 100, 1100, 250, 7, 99, what);
+        owl_gemm_amx_set_budget(0);
     }
     check_matmul(OWL_F16, 300, 200, 3, 0, 300, what);
     check_matmul(OWL_F32, 2000, 40, 1, 0, 2000, what);

@@ -30,6 +30,9 @@
 #define KB 4                /* 32-wide k chunks per k block (A tiles stay in L1) */
 #define X_BUDGET (1u << 20) /* bytes of packed tokens per k block (kept in L2) */
 #define MAX_CHUNK 512       /* tokens per chunk (weights are converted once per chunk) */
+static size_t c_budget = 4u << 20; /* bytes of partial sums per thread (a group of panels) */
+
+void owl_gemm_amx_set_budget(size_t bytes) { c_budget = bytes ? bytes : 4u << 20; }
 
 typedef struct tilecfg {
     uint8_t palette, start_row;
@@ -167,9 +170,9 @@ TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k
 #define BARRIER() __asm__ volatile("" ::: "memory")
 
 /* One panel of 32 rows against npair pairs of token tiles (packed at xp),
- * partial sums in cb ([pair][4 tiles][16][16] floats). */
+ * partial sums in cb ([pair][4 tiles][16][16] floats; acc: add to them). */
 TGT static void panel_tiles(const uint16_t *wh, const uint16_t *wl, size_t astride, int nkc, const uint16_t *xp, int npair,
-                            float *cb, bool two) {
+                            float *cb, bool two, bool acc) {
     const uint16_t *wh0 = wh, *wh1 = (const uint16_t *)((const char *)wh + 16 * astride);
     const uint16_t *wl0 = wl, *wl1 = two ? (const uint16_t *)((const char *)wl + 16 * astride) : NULL;
     BARRIER();
@@ -177,7 +180,7 @@ TGT static void panel_tiles(const uint16_t *wh, const uint16_t *wl, size_t astri
         int c1 = c0 + KB < nkc ? c0 + KB : nkc;
         for (int p = 0; p < npair; p++) {
             float *cp = cb + (size_t)p * 4 * 256;
-            if (c0 == 0) {
+            if (c0 == 0 && !acc) {
                 _tile_zero(0);
                 _tile_zero(1);
                 _tile_zero(2);
@@ -225,8 +228,8 @@ TGT static void panel_tiles(const uint16_t *wh, const uint16_t *wl, size_t astri
 }
 
 /* cb[pair][q = rows/16 * 2 + tokens/16][row 16][token 16] -> y[token][row]
- * for tokens < ntc and rows < nr; add: y += instead of y =. */
-TGT static void write_back(const float *cb, int npair, int ntc, int nr, float *y, int64_t ldy, bool add) {
+ * for tokens < ntc and rows < nr. */
+TGT static void write_back(const float *cb, int npair, int ntc, int nr, float *y, int64_t ldy) {
     for (int pr = 0; pr < npair; pr++) {
         for (int q = 0; q < 4; q++) {
             const float *tile = cb + ((size_t)pr * 4 + q) * 256;
@@ -238,10 +241,7 @@ TGT static void write_back(const float *cb, int npair, int ntc, int nr, float *y
             for (int i = 0; i < 16; i++) v[i] = _mm512_load_si512(tile + i * 16);
             transpose16(v);
             for (int j = 0; j < 16 && tok0 + j < ntc; j++) {
-                float *yj = y + (size_t)(tok0 + j) * ldy + row0;
-                __m512 o = _mm512_castsi512_ps(v[j]);
-                if (add) o = _mm512_add_ps(o, _mm512_maskz_loadu_ps(m, yj));
-                _mm512_mask_storeu_ps(yj, m, o);
+                _mm512_mask_storeu_ps(y + (size_t)(tok0 + j) * ldy + row0, m, _mm512_castsi512_ps(v[j]));
             }
         }
     }
@@ -288,32 +288,46 @@ bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t
         uint16_t *xp = owl_kernel_scratch(OWL_SCRATCH_AMX_X, (size_t)chunk * (size_t)kblk * 4);
         uint16_t *wp = owl_kernel_scratch(OWL_SCRATCH_AMX_W, (size_t)2 * PR * (size_t)kblk * 2);
         float *tmp = owl_kernel_scratch(OWL_SCRATCH_AMX_ROW, sizeof(float) * (size_t)kblk);
-        float *cb = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)chunk * PR);
+        int64_t group = (int64_t)(c_budget / (sizeof(float) * (size_t)chunk * PR));
+        if (group < 1) group = 1;
+        if (group > p1 - p0) group = p1 - p0 > 0 ? p1 - p0 : 1;
+        float *cb = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)chunk * PR * (size_t)group);
         bool mine = xp && wp && cb && tmp;
         if (mine && p0 < p1) {
             tile_config();
             for (int t0 = 0; t0 < n_tok; t0 += chunk) {
                 int ntc = n_tok - t0 < chunk ? n_tok - t0 : chunk;
                 int ntiles = (ntc + PT - 1) / PT * 2;
-                for (int64_t k0 = 0; k0 < cols; k0 += kblk) {
-                    int64_t klen = cols - k0 < kblk ? cols - k0 : kblk;
-                    int nkc = (int)((klen + 31) / 32);
-                    int64_t kb = (int64_t)nkc * 32;
-                    for (int tt = 0; tt < ntiles; tt++)
-                        pack_tokens_tile(X + (size_t)t0 * cols + k0, cols, klen, ntc, tt * 16, nkc,
-                                         xp + (size_t)tt * nkc * 1024);
-                    for (int64_t p = p0; p < p1; p++) {
+                /* Panels in groups whose sums stay in cb across the k blocks;
+                 * the tokens are packed again for each group. */
+                for (int64_t g0 = p0; g0 < p1; g0 += group) {
+                    int64_t g1 = g0 + group < p1 ? g0 + group : p1;
+                    for (int64_t k0 = 0; k0 < cols; k0 += kblk) {
+                        int64_t klen = cols - k0 < kblk ? cols - k0 : kblk;
+                        int nkc = (int)((klen + 31) / 32);
+                        int64_t kb = (int64_t)nkc * 32;
+                        for (int tt = 0; tt < ntiles; tt++)
+                            pack_tokens_tile(X + (size_t)t0 * cols + k0, cols, klen, ntc, tt * 16, nkc,
+                                             xp + (size_t)tt * nkc * 1024);
+                        for (int64_t p = g0; p < g1; p++) {
+                            int64_t r = r0 + p * PR;
+                            int nr = r1 - r < PR ? (int)(r1 - r) : PR;
+                            float *c = cb + (size_t)(p - g0) * (size_t)chunk * PR;
+                            if (!two && nr == PR && cols % 32 == 0) {
+                                /* BF16 rows are A tiles as they are */
+                                const char *a = (const char *)W->data + (size_t)r * W->row_bytes + (size_t)k0 * 2;
+                                panel_tiles((const uint16_t *)a, NULL, W->row_bytes, nkc, xp, ntiles / 2, c, false, k0 > 0);
+                            } else {
+                                pack_weight_panel(W, r, nr, k0, kb, wp, tmp);
+                                panel_tiles(wp, wp + (size_t)PR * kb, (size_t)kb * 2, nkc, xp, ntiles / 2, c, two, k0 > 0);
+                            }
+                        }
+                    }
+                    for (int64_t p = g0; p < g1; p++) {
                         int64_t r = r0 + p * PR;
                         int nr = r1 - r < PR ? (int)(r1 - r) : PR;
-                        if (!two && nr == PR && cols % 32 == 0) {
-                            /* BF16 rows are A tiles as they are */
-                            const char *a = (const char *)W->data + (size_t)r * W->row_bytes + (size_t)k0 * 2;
-                            panel_tiles((const uint16_t *)a, NULL, W->row_bytes, nkc, xp, ntiles / 2, cb, false);
-                        } else {
-                            pack_weight_panel(W, r, nr, k0, kb, wp, tmp);
-                            panel_tiles(wp, wp + (size_t)PR * kb, (size_t)kb * 2, nkc, xp, ntiles / 2, cb, two);
-                        }
-                        write_back(cb, ntiles / 2, ntc, nr, Y + (size_t)t0 * W->rows + r, W->rows, k0 > 0);
+                        write_back(cb + (size_t)(p - g0) * (size_t)chunk * PR, ntiles / 2, ntc, nr,
+                                   Y + (size_t)t0 * W->rows + r, W->rows);
                     }
                 }
             }

@@ -61,5 +61,7 @@ bool owl_gemm_amx_usable(owl_dtype t);
 /* Y rows [r0, r1) x n_tok tokens; false (nothing written) if scratch memory
  * could not be had. */
 bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1);
+/* Tests: the per-thread budget of partial sums (0: the default, 4 MiB). */
+void owl_gemm_amx_set_budget(size_t bytes);
 
 #endif
