@@ -502,6 +502,76 @@ static void test_gpt2(void) {
     owl_bpe_tokenizer_destroy(tok);
 }
 
+static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0; }
+
+/* The Llama 2 SentencePiece model converted to a tokenizer.json the way
+ * Hugging Face's converter does it (tests/reference/spm_to_tokenizer_json.py):
+ * owl's merge-ranked BPE must give the published llama.cpp ids and the ids of
+ * Google's sentencepiece itself on generated strings (tests/reference/spm_ref.py). */
+static void test_llama2_converted(void) {
+    const char *dir = test_tmpdir("tokenizer_bpe");
+    char *tj = path_join(dir, "tokenizer.json"), *ref = path_join(dir, "spm_ref.txt");
+    const char *model = testdata_path("tokenizers/llama2/tokenizer.model");
+    char model_copy[1024];
+    snprintf(model_copy, sizeof model_copy, "%s", model);
+    int st = run_cmd("'%s' '%s' '%s' '%s'", test_python(), source_path("tests/reference/spm_to_tokenizer_json.py"), model_copy, tj);
+    CHECKF(st == 0, "spm_to_tokenizer_json.py failed (status %d)", st);
+    owl_tokenizer *tok = NULL;
+    if (st == 0) CHECKF(owl_tokenizer_json_load(tj, &tok) == OWL_OK, "%s", owl_last_error());
+    if (tok) {
+        CHECK(tok->vocab.n == 32000 && !tok->add_bos && tok->unk == 0 && tok->byte_tokens[0x41] == 3 + 0x41);
+        check_vectors(tok, "ggml-vocab-llama-spm.gguf", true);
+        check_roundtrips(tok, "llama2 converted");
+        st = run_cmd("'%s' '%s' '%s' '%s' 300 4321 '%s'", test_python(), source_path("tests/reference/spm_ref.py"), model_copy, ref,
+                     testdata_path("text/war-and-peace.txt"));
+        CHECKF(st == 0, "spm_ref.py failed (status %d)", st);
+        size_t len = 0;
+        char *data = st == 0 ? slurp(ref, &len) : NULL;
+        int n_cases = 0, n_bad = 0;
+        for (char *line = data; line && *line;) {
+            char *nl = strchr(line, '\n');
+            if (nl) *nl = 0;
+            char *tab = strchr(line, '\t');
+            if (!tab) break;
+            size_t tl = (size_t)(tab - line) / 2;
+            char *text = malloc(tl + 1);
+            for (size_t i = 0; i < tl; i++) text[i] = (char)(hexval(line[2 * i]) * 16 + hexval(line[2 * i + 1]));
+            owl_ids want = {0};
+            for (char *q = tab + 1;;) {
+                char *end;
+                long x = strtol(q, &end, 10);
+                if (end == q) break;
+                owl_ids_push(&want, (int32_t)x);
+                q = end;
+            }
+            owl_ids got = encode(tok, text, tl, false);
+            if (got.n != want.n || (got.n && memcmp(got.v, want.v, got.n * sizeof *got.v) != 0)) {
+                if (n_bad++ < 5) {
+                    fprintf(stderr, "  sentencepiece case %d:", n_cases);
+                    for (size_t k = 0; k < tl && k < 60; k++) fprintf(stderr, " %02x", (unsigned char)text[k]);
+                    fprintf(stderr, "\n    got");
+                    for (size_t k = 0; k < got.n; k++) fprintf(stderr, " %d", got.v[k]);
+                    fprintf(stderr, "\n    expected");
+                    for (size_t k = 0; k < want.n; k++) fprintf(stderr, " %d", want.v[k]);
+                    fprintf(stderr, "\n");
+                }
+            }
+            free(got.v);
+            free(want.v);
+            free(text);
+            n_cases++;
+            if (!nl) break;
+            line = nl + 1;
+        }
+        CHECKF(n_cases >= 300 && n_bad == 0, "llama2 converted: %d of %d sentencepiece cases differ", n_bad, n_cases);
+        printf("llama2 converted: %d sentencepiece cases, %d differ\n", n_cases, n_bad);
+        free(data);
+        owl_tokenizer_free(tok);
+    }
+    free(tj);
+    free(ref);
+}
+
 int main(void) {
     test_llama3();
     test_qwen3();
@@ -511,5 +581,6 @@ int main(void) {
     test_from_meta("tokenizers/llama3/tokenizer.json", "llama-bpe", "ggml-vocab-llama-bpe.gguf", 128000);
     test_from_meta("tokenizers/qwen3/tokenizer.json", "qwen2", "ggml-vocab-qwen2.gguf", -1);
     test_gemma3();
+    test_llama2_converted();
     return test_finish("test_tokenizer_bpe");
 }
