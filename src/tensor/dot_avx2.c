@@ -26,6 +26,10 @@ TGT static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+typedef float ELEM_f32;
+typedef uint16_t ELEM_f16;
+typedef uint16_t ELEM_bf16;
+
 #define DEFINE_DOT(SUF)                                                                              \
     TGT static float dot_##SUF(const void *a, const float *b, int64_t n) {                           \
         __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();                                   \
@@ -49,7 +53,14 @@ TGT static inline float hsum(__m256 v) {
         __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();                                   \
         __m256 t2 = _mm256_setzero_ps(), t3 = _mm256_setzero_ps();                                   \
         int64_t i = 0;                                                                               \
+        const size_t pf = 4 * stride; /* the next four rows: the hardware prefetcher stops at pages */ \
         for (; i + 16 <= n; i += 16) {                                                               \
+            if ((i & 31) == 0) {                                                                     \
+                _mm_prefetch(r0 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                 \
+                _mm_prefetch(r1 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                 \
+                _mm_prefetch(r2 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                 \
+                _mm_prefetch(r3 + pf + i * (int64_t)sizeof(ELEM_##SUF), _MM_HINT_T0);                 \
+            }                                                                                        \
             __m256 x0 = _mm256_loadu_ps(b + i), x1 = _mm256_loadu_ps(b + i + 8);                     \
             s0 = _mm256_fmadd_ps(ld_##SUF(r0, i), x0, s0);                                           \
             s1 = _mm256_fmadd_ps(ld_##SUF(r1, i), x0, s1);                                           \
