@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define OWL_MAX_UBATCH 512    /* tokens pushed through the matrices at once */
 #define OWL_MAX_CTX (1 << 22) /* positions a context may hold */
@@ -20,6 +21,26 @@ static float *alloc_floats(uint64_t n, uint64_t m, owl_status *st) {
     }
     float *p = owl_alloc_aligned((size_t)(bytes ? bytes : 64));
     if (!p) *st = OWL_ERR_NOMEM;
+    return p;
+}
+
+/* The KV cache: anonymous mapping, so that only the positions used ever
+ * take memory (a long training context costs nothing until it fills). */
+static float *map_floats(uint64_t n, uint64_t m, size_t *bytes_out, owl_status *st) {
+    uint64_t elems, bytes;
+    if (*st) return NULL;
+    if (!owl_mul_ok(n, m, &elems) || !owl_mul_ok(elems, sizeof(float), &bytes) || bytes > SIZE_MAX / 2) {
+        *st = owl_errorf(OWL_ERR_NOMEM, "KV cache of %llu x %llu floats is too large", (unsigned long long)n,
+                         (unsigned long long)m);
+        return NULL;
+    }
+    if (bytes == 0) bytes = 64;
+    void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        *st = owl_errorf(OWL_ERR_NOMEM, "out of memory for a KV cache of %llu bytes", (unsigned long long)bytes);
+        return NULL;
+    }
+    *bytes_out = (size_t)bytes;
     return p;
 }
 
@@ -45,8 +66,8 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     uint64_t cache_rows;
     if (!owl_mul_ok((uint64_t)hp->n_layers, (uint64_t)n_ctx, &cache_rows)) cache_rows = UINT64_MAX;
     uint64_t ub = (uint64_t)c->n_ub;
-    c->k_cache = alloc_floats(cache_rows, (uint64_t)hp->kv_dim, &st);
-    c->v_cache = alloc_floats(cache_rows, (uint64_t)hp->kv_dim, &st);
+    c->k_cache = map_floats(cache_rows, (uint64_t)hp->kv_dim, &c->cache_bytes, &st);
+    c->v_cache = map_floats(cache_rows, (uint64_t)hp->kv_dim, &c->cache_bytes, &st);
     c->x = alloc_floats(ub, (uint64_t)hp->dim, &st);
     c->h = alloc_floats(ub, (uint64_t)hp->dim, &st);
     c->o = alloc_floats(ub, (uint64_t)hp->dim, &st);
@@ -73,8 +94,8 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
 
 void owl_ctx_free(owl_ctx *c) {
     if (!c) return;
-    free(c->k_cache);
-    free(c->v_cache);
+    if (c->k_cache) munmap(c->k_cache, c->cache_bytes);
+    if (c->v_cache) munmap(c->v_cache, c->cache_bytes);
     free(c->x);
     free(c->h);
     free(c->o);

@@ -74,6 +74,7 @@ struct owl_ctx {
     int n_ub;           /* most tokens pushed through the matrices at once */
     float *k_cache;     /* [layer][n_ctx][kv_dim] */
     float *v_cache;
+    size_t cache_bytes; /* of each (mapped) */
     /* scratch, sized for n_ub tokens */
     float *x;           /* n_ub x dim: residual stream */
     float *h;           /* n_ub x dim: normed */
