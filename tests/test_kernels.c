@@ -3,7 +3,8 @@
  * checked against the scalar reference and against sums in double computed
  * here; matrix products cover n_tok 1 .. 250, odd row and column counts,
  * padded row strides, row ranges and 1..3 threads. The test runs itself a
- * second time with OWL_CPU=avx2 so that the AVX2 dispatch is covered too. */
+ * second time with OWL_CPU=avx2 so that the AVX2 dispatch is covered too,
+ * and with OWL_CPU=avx512 (no AMX) for the AVX-512 float GEMM. */
 #include "owl.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
@@ -337,6 +338,10 @@ int main(int argc, char **argv) {
     if (!cap && owl_cpu_get()->avx512f) {
         int st = run_cmd("OWL_CPU=avx2 '%s' > /dev/null", argv[0]);
         CHECKF(st == 0, "the run with OWL_CPU=avx2 failed (status %d)", st);
+    }
+    if (!cap && owl_cpu_get()->amx_permitted) { /* the AVX-512 float GEMM */
+        int st = run_cmd("OWL_CPU=avx512 '%s' > /dev/null", argv[0]);
+        CHECKF(st == 0, "the run with OWL_CPU=avx512 failed (status %d)", st);
     }
     return test_finish(cap ? "test_kernels (OWL_CPU capped)" : "test_kernels");
 }

@@ -62,9 +62,11 @@ static void detect(void) {
 const owl_cpu *owl_cpu_get(void) {
     if (!cpu_done) {
         detect();
-        /* OWL_CPU=scalar|avx2 caps the paths used (for testing and comparison). */
+        /* OWL_CPU=scalar|avx2|avx512 caps the paths used (for testing and
+         * comparison); avx512 turns AMX off. */
         const char *cap = getenv("OWL_CPU");
         if (cap && strcmp(cap, "scalar") == 0) scalar_forced = true;
+        if (cap && strcmp(cap, "avx512") == 0) cpu.amx_tile = cpu.amx_int8 = cpu.amx_bf16 = cpu.amx_permitted = false;
         if (cap && strcmp(cap, "avx2") == 0) {
             cpu.avx512f = cpu.avx512bw = cpu.avx512vl = cpu.avx512vnni = cpu.avx512bf16 = cpu.avx512fp16 = false;
             cpu.amx_tile = cpu.amx_int8 = cpu.amx_bf16 = cpu.amx_permitted = false;
