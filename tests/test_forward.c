@@ -329,6 +329,7 @@ static void check_wp(void) {
         const char *file;
         double tol;
     } files[] = {
+        {"hf", 1e-4}, /* the F32 original itself, through the Hugging Face reader */
         {"wp-Q8_0.gguf", 0.008}, {"wp-Q6_K.gguf", 0.02},  {"wp-Q5_K_M.gguf", 0.02},  {"wp-Q5_1.gguf", 0.02},
         {"wp-Q5_0.gguf", 0.02},  {"wp-Q4_K_M.gguf", 0.03}, {"wp-Q4_1.gguf", 0.03},   {"wp-Q4_0.gguf", 0.04},
         {"wp-Q3_K_M.gguf", 0.05}, {"wp-Q2_K.gguf", 0.09},

@@ -71,8 +71,7 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
     const int dim = hp->dim, hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, ffn = hp->ffn_dim;
     const int pos0 = c->pos;
     const int nt = owl_threads();
-    /* Hugging Face checkpoints rotate halves (rotate_half) in every family */
-    const bool neox = m->arch->rope_neox || (m->weights.format && strcmp(m->weights.format, "hf") == 0);
+    const bool neox = m->rope_neox;
     int n_out = n;
 
     /* embeddings: convert each token's row from its dtype */

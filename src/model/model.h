@@ -54,6 +54,7 @@ struct owl_model {
     const float *rope_freqs;       /* n_rot/2 frequency divisors (rope_freqs.weight), NULL if absent */
     owl_mat output;                /* == tok_embd when tied */
     bool tied;
+    bool rope_neox;                /* the layout RoPE uses for this file (see owl_model_bind) */
     owl_layer *layers;
     owl_arena arena;               /* F32 copies of small vectors, layers */
     owl_tokenizer *tok;            /* NULL if the file holds no vocabulary */

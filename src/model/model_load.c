@@ -249,6 +249,9 @@ owl_status owl_model_bind(owl_model *m) {
     owl_status st = read_hparams(m);
     if (st) return st;
     owl_hparams *hp = &m->hp;
+    /* GGUF "llama" files hold Q and K permuted for adjacent pairs; Hugging
+     * Face checkpoints (read as they are) rotate halves in every family. */
+    m->rope_neox = m->arch->rope_neox || (m->weights.format && strcmp(m->weights.format, "hf") == 0);
 
     const owl_weight *emb = owl_weights_find(&m->weights, "token_embd.weight");
     if (!emb) return owl_errorf(OWL_ERR_FORMAT, "%s: missing tensor token_embd.weight", path);
