@@ -5,6 +5,7 @@
 #include "testutil.h"
 #include "tokenizer/bpe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,6 +159,28 @@ static void test_small(void) {
         owl_meta_free(&m);
     }
     owl_tokenizer_free(tok);
+
+    /* files beside tokenizer.json: tokenizer_config.json, else chat_template.jinja for the template */
+    const char *dir = test_tmpdir("tokenizer_bpe_rules");
+    char *tj = path_join(dir, "tokenizer.json"), *cj = path_join(dir, "chat_template.jinja");
+    char *cfgp = path_join(dir, "tokenizer_config.json");
+    const char *mini = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"<s>\":1},\"merges\":[]}}";
+    remove(cfgp);
+    CHECK(owl_write_file_atomic(tj, mini, strlen(mini)) == OWL_OK);
+    CHECK(owl_write_file_atomic(cj, "{{ messages }}", 14) == OWL_OK);
+    tok = NULL;
+    CHECKF(owl_tokenizer_json_load(tj, &tok) == OWL_OK, "%s", owl_last_error());
+    CHECK(tok && owl_tokenizer_chat_template(tok) && strcmp(owl_tokenizer_chat_template(tok), "{{ messages }}") == 0);
+    owl_tokenizer_free(tok);
+    const char *cfg = "{\"chat_template\":\"C\",\"bos_token\":\"<s>\",\"add_bos_token\":true}";
+    CHECK(owl_write_file_atomic(cfgp, cfg, strlen(cfg)) == OWL_OK);
+    tok = NULL;
+    CHECKF(owl_tokenizer_json_load(dir, &tok) == OWL_OK, "%s", owl_last_error()); /* the directory itself */
+    CHECK(tok && tok->bos == 1 && tok->add_bos && strcmp(owl_tokenizer_chat_template(tok), "C") == 0);
+    owl_tokenizer_free(tok);
+    free(tj);
+    free(cj);
+    free(cfgp);
 
     /* post-processors and the config's overrides */
     const char *pp = "\"vocab\":{" CHARS ",\"<s>\":14,\"</s>\":15},\"merges\":[]},\"added_tokens\":[{\"id\":14,\"content\":\"<s>\","

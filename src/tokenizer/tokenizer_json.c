@@ -446,5 +446,18 @@ owl_status owl_tokenizer_json_load(const char *path, owl_tokenizer **out) {
     st = owl_tokenizer_json_load_mem(path, data, size, cfg, cfg_size, out);
     free(data);
     free(cfg);
+    if (st == OWL_OK && !(*out)->bpe->chat_template) { /* newer repositories keep it in chat_template.jinja */
+        char *jp = join(dir, dl, "chat_template.jinja"), *t = NULL;
+        size_t tl = 0;
+        if (jp && owl_file_exists(jp) && owl_read_file(jp, &t, &tl) == OWL_OK &&
+            !((*out)->bpe->chat_template = owl_arena_strndup(&(*out)->bpe->arena, t, tl)))
+            st = OWL_ERR_NOMEM;
+        free(t);
+        free(jp);
+        if (st) {
+            owl_bpe_tokenizer_destroy(*out);
+            *out = NULL;
+        }
+    }
     return st;
 }
