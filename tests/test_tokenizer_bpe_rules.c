@@ -230,6 +230,7 @@ static void test_bad_input(void) {
     expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[[\"a\",\"zz\"]]}}", OWL_ERR_FORMAT, "model.merges[0]", "'zz'");
     expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"b c\"]}}", OWL_ERR_FORMAT, "model.merges[0]", "'bc'");
     expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[\"abc\"]}}", OWL_ERR_FORMAT, "model.merges[0]", "one space");
+    expect_error("{\"model\":{\"type\":\"BPE\"," VOCAB ",\"merges\":[[\"a\",\"\"]]}}", OWL_ERR_FORMAT, "model.merges[0]", "empty side");
     expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999999},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab['a']", "out of range");
     expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab['a']", "out of range");
     expect_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}", OWL_ERR_FORMAT, "model.vocab['a']", "integer");

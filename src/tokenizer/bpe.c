@@ -159,6 +159,10 @@ owl_status owl_bpe_set_merges(owl_tokenizer *tok, size_t n, const owl_str *left,
     char *cat = NULL;
     size_t cat_cap = 0;
     for (size_t i = 0; i < n; i++) {
+        if (left[i].len == 0 || right[i].len == 0) {
+            free(cat);
+            return owl_errorf(OWL_ERR_FORMAT, "%s[%zu]: merge has an empty side", what, i);
+        }
         int32_t l = owl_vocab_find(&tok->vocab, left[i].ptr, left[i].len);
         int32_t r = owl_vocab_find(&tok->vocab, right[i].ptr, right[i].len);
         if (l < 0 || r < 0) {
