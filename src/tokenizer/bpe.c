@@ -314,6 +314,12 @@ owl_status owl_bpe_token_bytes(const owl_tokenizer *tok, int32_t id, char *buf, 
     size_t n = 0;
     /* byte-level added tokens are text as written; SentencePiece-style ones go through the decoder too */
     bool raw = !b || (b->dec_byte_level && b->is_added && b->is_added[id]);
+    if (!raw && b->dec_byte_level) /* a piece with a character outside the byte alphabet is text as written */
+        for (size_t i = 0; i < p.len && !raw;) {
+            uint32_t cp;
+            i += utf8_get(s + i, p.len - i, &cp);
+            raw = cp == 0xFFFFFFFFu || owl_bpe_char_byte(cp) < 0;
+        }
     if (!raw && b->dec_byte_fallback && tok->vocab.types[id] == OWL_TOKTYPE_BYTE && p.len == 6 && s[0] == '<' &&
         s[1] == '0' && s[2] == 'x' && s[5] == '>') { /* <0xXX> */
         int v = 0;
