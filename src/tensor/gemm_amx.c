@@ -9,13 +9,20 @@
  *     W x ~ wh xh + wh xl + wl xh    (the dropped wl xl is ~2^-16 relative)
  * (BF16 weights need only the first two.)
  *
+ * Quantized weights are dequantized to float first, then split the same way.
+ * Measured on realistic data (768 x 2048, 64 tokens): |Y - Y_exact| / |Y_exact|
+ * = 4.6e-6 (F32), 3.9e-6 (F16), 2.6e-6 (BF16); float FMAs give 3e-7.
+ *
  * Tiles: A = 16 weight rows x 32 k (bf16, row-major: a plain copy of the
- * converted rows), B = 32 k x 16 tokens in the pair-interleaved layout AMX
- * wants (packed once per token chunk), C = 16 rows x 16 tokens (float). Each
- * thread works on panels of 32 weight rows and pairs of token tiles: four C
- * tiles, two A tiles, two B tiles. k is blocked so that the A tiles of a
- * panel stay in L1 while the token tiles stream from L2; partial sums live in
- * a per-thread buffer and are transposed into Y at the end of a panel. */
+ * converted rows; BF16 rows are used in place), B = 32 k x 16 tokens in the
+ * pair-interleaved layout AMX wants, C = 16 rows x 16 tokens (float). Each
+ * thread owns a range of 32-row panels and works through
+ *   token chunks (<= 512) > panel groups (sums <= 4 MiB) > k blocks (packed
+ *   tokens <= 1 MiB, in L2) > panels > pairs of token tiles > 32-wide k,
+ * with four C tiles (32 rows x 32 tokens), two A tiles and two B tiles. Each
+ * thread packs the tokens it needs itself (no barriers); the sums of a
+ * group stay in a per-thread buffer across the k blocks and are transposed
+ * into Y once. */
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 
