@@ -5,7 +5,11 @@
  * threads in cache-line aligned chunks, four rows at a time sharing the loads
  * of x, so the weights are streamed from memory exactly once.
  *
- * n_tok > 1 (prompt processing) is a blocked matrix-matrix product: tokens
+ * n_tok >= 8 on a CPU with AMX-BF16 goes to gemm_amx.c (split-bf16 tiles,
+ * float-like precision); quantized weights do so from 64 tokens (128 for the
+ * K-quants), dequantizing each weight panel once per 512 tokens.
+ *
+ * Otherwise n_tok > 1 (prompt processing) is a blocked matrix-matrix product: tokens
  * are packed in panels of OWL_GEMM_NR ([k][NR] floats, zero padded), each
  * thread takes a contiguous range of 32-row weight panels, converts a panel
  * of 32 rows x KC columns to float once ([k][32]) and runs the register-
