@@ -163,6 +163,10 @@ TGT static void pack_weight_panel(const owl_mat *W, int64_t r, int nr, int64_t k
             row = tmp;
         } else {
             row = (const char *)W->data + (size_t)(r + i) * W->row_bytes + (size_t)k0 * esz;
+            /* short row pieces do not wake the hardware prefetcher: fetch
+             * the piece of the row 4 below (the next panel's at the end) */
+            const char *ahead = (const char *)row + 4 * W->row_bytes;
+            for (int64_t b = 0; b < kb * (int64_t)esz; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
         }
         for (int64_t k = 0; k < kb; k += 32) {
             __m512 a = load16(lt, row, k, mask_from(k, klen));
