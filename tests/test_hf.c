@@ -490,6 +490,140 @@ static void test_bad(void) {
     free(dir);
 }
 
+/* ---- tokenizer.json directories ---- */
+
+/* llama.cpp's vectors: case i of .inp (cases end with a separator line)
+ * and the ids on line i of .out; tokenized without BOS or special parsing. */
+static int check_vectors(const owl_tokenizer *tok, const char *base) {
+    char rel[256];
+    size_t ni, no;
+    char *inp = NULL, *out = NULL;
+    snprintf(rel, sizeof rel, "vectors/llama.cpp/%s.inp", base);
+    if (owl_read_file(testdata_path(rel), &inp, &ni) != OWL_OK) return -1;
+    snprintf(rel, sizeof rel, "vectors/llama.cpp/%s.out", base);
+    if (owl_read_file(testdata_path(rel), &out, &no) != OWL_OK) {
+        free(inp);
+        return -1;
+    }
+    const char *sep = "\n__ggml_vocab_test__\n";
+    int bad = 0, n = 0;
+    char *s = inp, *line = out;
+    for (char *e; (e = strstr(s, sep)) != NULL; s = e + strlen(sep), n++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        int32_t *ids;
+        size_t nid;
+        if (owl_tokenize(tok, s, (size_t)(e - s), false, false, &ids, &nid) != OWL_OK) {
+            bad++;
+        } else {
+            size_t k = 0;
+            bool same = true;
+            for (char *q = line; *q; k++) {
+                char *end;
+                long x = strtol(q, &end, 10);
+                if (end == q) break;
+                same = same && k < nid && ids[k] == x;
+                q = end;
+            }
+            if (!same || k != nid) bad++;
+            free(ids);
+        }
+        line = nl ? nl + 1 : line + strlen(line);
+    }
+    free(inp);
+    free(out);
+    CHECKF(n > 40, "%s: only %d cases", base, n);
+    return bad;
+}
+
+static char *tok_dir(const char *name, const char *tokenizer, const char *args) {
+    char *dir = path_join(tmp, name);
+    int rc = run_cmd("%s %s --out '%s' %s >/dev/null && cp '%s'/tokenizer.json '%s'/tokenizer_config.json '%s'/",
+                     test_python(), source_path("tests/reference/make_hf.py"), dir, args,
+                     testdata_path(tokenizer), testdata_path(tokenizer), dir);
+    CHECKF(rc == 0, "making %s failed", name);
+    return dir;
+}
+
+static void tokenizer_case(const char *name, const char *tokenizer, const char *args, const char *vectors,
+                           const char *pre, const char *tmpl) {
+    char *dir = tok_dir(name, tokenizer, args);
+    owl_model *m;
+    owl_status s = owl_model_load(dir, NULL, &m);
+    CHECKF(s == OWL_OK, "%s: %s", name, owl_last_error());
+    if (!s) {
+        const owl_tokenizer *tok = owl_model_tokenizer(m);
+        CHECK(tok != NULL);
+        int bad = tok ? check_vectors(tok, vectors) : -1;
+        CHECKF(bad == 0, "%s: %d llama.cpp vectors differ (from the directory)", name, bad);
+        owl_model_free(m);
+    }
+    char gp[4200];
+    snprintf(gp, sizeof gp, "%s.gguf", dir);
+    s = owl_hf_convert(dir, gp, OWL_F16);
+    CHECKF(s == OWL_OK, "%s: %s", name, owl_last_error());
+    owl_weights ws;
+    if (!s && owl_gguf_read(gp, &ws) == OWL_OK) {
+        owl_str v;
+        CHECK(owl_meta_get_str(&ws.meta, "tokenizer.ggml.model", &v) && owl_str_eq(v, "gpt2"));
+        CHECK(owl_meta_get_str(&ws.meta, "tokenizer.ggml.pre", &v) && owl_str_eq(v, pre));
+        char rel[128], *want = NULL;
+        size_t wl = 0;
+        snprintf(rel, sizeof rel, "templates/hf/%s.chat_template.jinja", tmpl);
+        CHECK(owl_read_file(testdata_path(rel), &want, &wl) == OWL_OK);
+        CHECKF(owl_meta_get_str(&ws.meta, "tokenizer.chat_template", &v) && want && v.len == wl &&
+                   memcmp(v.ptr, want, wl) == 0,
+               "%s: chat template differs from %s", name, rel);
+        free(want);
+        owl_tokenizer *tok;
+        s = owl_tokenizer_from_meta(&ws.meta, &tok);
+        CHECKF(s == OWL_OK, "%s", owl_last_error());
+        if (!s) {
+            int bad = check_vectors(tok, vectors);
+            CHECKF(bad == 0, "%s: %d llama.cpp vectors differ (from the converted GGUF)", name, bad);
+            owl_tokenizer_free(tok);
+        }
+        owl_weights_free(&ws);
+    } else {
+        CHECKF(0, "%s: converted file unreadable: %s", name, owl_last_error());
+    }
+    free(dir);
+}
+
+static void test_tokenizers(void) {
+    tokenizer_case("qwen3_tok", "tokenizers/qwen3", "--arch qwen2 --tied", "ggml-vocab-qwen2.gguf", "qwen2", "qwen3");
+    tokenizer_case("llama3_tok", "tokenizers/llama3", "--heads 8 --kv-heads 2", "ggml-vocab-llama-bpe.gguf",
+                   "llama-bpe", "llama3");
+    /* SentencePiece-style tokenizer.json (Mistral): the model loads it as is;
+     * it has no GGUF gpt2 form, so convert fails naming it */
+    char *dir = tok_dir("mistral_tok", "tokenizers/mistral", "--arch mistral");
+    owl_model *m;
+    owl_status s = owl_model_load(dir, NULL, &m);
+    CHECKF(s == OWL_OK, "%s", owl_last_error());
+    if (!s) {
+        owl_tokenizer *ref;
+        const owl_tokenizer *tok = owl_model_tokenizer(m);
+        if (owl_tokenizer_json_load(testdata_path("tokenizers/mistral/tokenizer.json"), &ref) == OWL_OK) {
+            const char *t = "Hello world, owls see at night.";
+            int32_t *a = NULL, *b = NULL;
+            size_t na = 0, nb = 0;
+            CHECK(tok && owl_tokenize(tok, t, strlen(t), true, false, &a, &na) == OWL_OK &&
+                  owl_tokenize(ref, t, strlen(t), true, false, &b, &nb) == OWL_OK && na == nb && na > 3 &&
+                  memcmp(a, b, na * sizeof *a) == 0);
+            free(a);
+            free(b);
+            owl_tokenizer_free(ref);
+        }
+        owl_model_free(m);
+    }
+    char *gp = path_join(tmp, "mistral_tok.gguf");
+    s = owl_hf_convert(dir, gp, OWL_F16);
+    CHECKF(s == OWL_ERR_UNSUPPORTED && strstr(owl_last_error(), "tokenizer.json"), "%s", owl_last_error());
+    CHECK(!owl_file_exists(gp));
+    free(gp);
+    free(dir);
+}
+
 /* ---- the Q/K permutation itself ---- */
 
 static void test_permute(void) {
@@ -506,6 +640,7 @@ int main(void) {
     test_wp();
     test_random();
     test_gemma2();
+    test_tokenizers();
     test_bad();
     return test_finish("test_hf");
 }

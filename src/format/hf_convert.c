@@ -155,6 +155,17 @@ owl_status owl_hf_convert(const char *dir, const char *out_path, owl_dtype type)
         (st = owl_meta_set_u32(&meta, "general.quantization_version", 2)) || (st = model_card(dir, &meta)))
         goto done;
 
+    if (!owl_meta_find(&ws.meta, "tokenizer.ggml.model")) {
+        char *tj = owl_hf_path(dir, "tokenizer.json");
+        if (tj && owl_file_exists(tj)) { /* read_tokenizer skipped it: say why */
+            st = owl_hf_tokenizer_json_meta(tj, &meta);
+            if (!st) st = owl_errorf(OWL_ERR_UNSUPPORTED, "%s: tokenizer.json has no GGUF form", tj);
+            free(tj);
+            goto done;
+        }
+        free(tj);
+        owl_log(OWL_LOG_WARN, "%s: no tokenizer.model or tokenizer.json: the GGUF has no vocabulary", dir);
+    }
     owl_str an;
     owl_meta_get_str(&ws.meta, "general.architecture", &an);
     char arch[32];

@@ -447,11 +447,16 @@ static owl_status read_tokenizer(const char *dir, owl_meta *meta) {
     char *spm = owl_hf_path(dir, "tokenizer.model"), *tj = owl_hf_path(dir, "tokenizer.json");
     owl_status st = OWL_OK;
     if (!spm || !tj) st = OWL_ERR_NOMEM;
-    else if (owl_file_exists(spm)) st = owl_spm_model_read(spm, meta);
-    else if (owl_file_exists(tj)) st = owl_hf_tokenizer_json_meta(tj, meta);
-    else goto done; /* no tokenizer: the model still loads */
-    if (!st) st = owl_hf_tokenizer_config(dir, meta);
-done:
+    else if (owl_file_exists(spm)) {
+        st = owl_spm_model_read(spm, meta);
+        if (!st) st = owl_hf_tokenizer_config(dir, meta);
+    } else if (owl_file_exists(tj)) { /* the tokenizer layer reads tokenizer_config.json itself */
+        st = owl_hf_tokenizer_json_meta(tj, meta);
+        if (st == OWL_ERR_UNSUPPORTED) { /* no GGUF form: the model layer loads tokenizer.json itself */
+            owl_log(OWL_LOG_DEBUG, "%s", owl_last_error());
+            st = OWL_OK;
+        }
+    }
     free(spm);
     free(tj);
     return st;
