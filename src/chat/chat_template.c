@@ -45,6 +45,7 @@ owl_status owl_template_parse(const char *src, size_t len, owl_template **out) {
     size_t ntok;
     owl_status s = jinja_lex(&t->mem, norm, n, &toks, &ntok);
     if (!s) s = jinja_parse(&t->mem, toks, ntok, &t->tree);
+    if (!s) s = jinja_analyze(&t->mem, &t->tree);
     if (s) {
         owl_template_free(t);
         return s;
@@ -97,8 +98,16 @@ owl_status owl_template_render_opts(const owl_template *t, const char *inputs_js
             root->n = root->cap = d->n;
             st.globals = root;
             jinja_reset_error();
-            int ctl = 0;
-            if (!jinja_exec_body(&st, root, &t->tree.body, &ctl)) s = OWL_ERR_FORMAT;
+            /* the template's own names live in a scope below the inputs */
+            jscope *top = jmem_alloc(&mem, sizeof *top);
+            if (!top) s = OWL_ERR_NOMEM;
+            else {
+                top->parent = root;
+                int ctl = 0;
+                if (!jinja_bind_undef(&st, top, t->tree.undef, t->tree.n_undef) ||
+                    !jinja_exec_body(&st, top, &t->tree.body, &ctl))
+                    s = OWL_ERR_FORMAT;
+            }
         }
     }
     if (!s) {

@@ -162,7 +162,7 @@ typedef struct jnodes { jnode **v; size_t n, cap; } jnodes;
 
 struct jnode {
     uint8_t kind;
-    uint8_t op;      /* N_BINOP: jop; N_TEST: negated */
+    uint8_t op;      /* N_BINOP: jop; N_TEST: negated; N_IF: 1 for an elif */
     int line, col;
     const char *name;  /* NAME, GETATTR attr, FILTER/TEST name, SET/MACRO target */
     const char *attr;  /* N_SET/N_SETBLOCK: namespace attribute (name.attr = ...) */
@@ -173,11 +173,22 @@ struct jnode {
     size_t n_names;
     uint8_t *ops;    /* N_COMPARE: operators between operands */
     jval val;        /* N_CONST */
+    /* Names that start undefined in the scope this node opens (for body,
+     * macro, block set, filter block), shadowing outer values: see
+     * jinja_scope.c. undef2: the for loop's else block. */
+    const char **undef, **undef2;
+    size_t n_undef, n_undef2;
 };
 
 typedef struct jparsed {
     jnodes body;
+    const char **undef; /* names that start undefined at the top level */
+    size_t n_undef;
 } jparsed;
+
+/* jinja2's compile-time scoping: which names each scope starts with as
+ * undefined (jinja_scope.c). */
+owl_status jinja_analyze(jmem *m, jparsed *tree);
 
 owl_status jinja_parse(jmem *m, const jtok *toks, size_t n, jparsed *out);
 
@@ -210,6 +221,7 @@ typedef struct jstate {
 bool jerr(const jnode *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 bool jinja_exec_body(jstate *st, jscope *sc, const jnodes *body, int *ctl);
+bool jinja_bind_undef(jstate *st, jscope *sc, const char **names, size_t n);
 bool jinja_eval(jstate *st, jscope *sc, const jnode *e, jval *out);
 bool jinja_call_macro(jstate *st, const jnode *at, jmacro *m, const jval *args, size_t nargs,
                       const char **kwn, const jval *kwv, size_t nkw, jval *out);

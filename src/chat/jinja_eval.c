@@ -71,6 +71,17 @@ static jscope *scope_new(jstate *st, jscope *parent) {
     return s;
 }
 
+/* Names jinja2 starts as undefined in a scope (jinja_scope.c). */
+bool jinja_bind_undef(jstate *st, jscope *sc, const char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *hint = jmem_alloc(st->mem, strlen(names[i]) + 20);
+        if (!hint) return false;
+        sprintf(hint, "'%s' is undefined", names[i]);
+        if (!scope_set(st, sc, names[i], jv_undef(hint))) return false;
+    }
+    return true;
+}
+
 /* ---- output ---- */
 
 static bool emit(jstate *st, const jnode *at, jval v) {
@@ -166,13 +177,18 @@ static bool exec_for(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         lp->index0 = (int64_t)i;
         /* a fresh scope per iteration: sets inside do not survive it */
         it->n = 0;
+        if (!jinja_bind_undef(st, it, n->undef, n->n_undef)) return fail_at(n);
         if (!bind_targets(st, it, n, n->names, n->n_names, items->v[i])) return false;
         if (!scope_set(st, it, "loop", lv)) return fail_at(n);
         int c = CTL_NONE;
         if (!jinja_exec_body(st, it, &n->list, &c)) return false;
         if (c == CTL_BREAK) break;
     }
-    if (items->n == 0 && n->list2.n) return jinja_exec_body(st, sc, &n->list2, ctl);
+    if (items->n == 0 && n->list2.n) { /* the else block is a scope of its own */
+        jscope *es = scope_new(st, sc);
+        if (!es || !jinja_bind_undef(st, es, n->undef2, n->n_undef2)) return fail_at(n);
+        return jinja_exec_body(st, es, &n->list2, ctl);
+    }
     return true;
 }
 
@@ -203,7 +219,7 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         return bind_targets(st, sc, n, n->names, n->n_names, v);
     case N_SETBLOCK: {
         jscope *inner = scope_new(st, sc);
-        if (!inner) return fail_at(n);
+        if (!inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return fail_at(n);
         if (!render_to_value(st, inner, &n->list, &v)) return false;
         if (n->b && !apply_filters(st, sc, n->b, v, &v)) return false;
         if (n->attr) {
@@ -217,7 +233,7 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
     }
     case N_FILTERBLOCK: {
         jscope *inner = scope_new(st, sc);
-        if (!inner) return fail_at(n);
+        if (!inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return fail_at(n);
         if (!render_to_value(st, inner, &n->list, &v)) return false;
         if (n->b && !apply_filters(st, sc, n->b, v, &v)) return false;
         return emit(st, n, v);
@@ -246,7 +262,7 @@ bool jinja_call_macro(jstate *st, const jnode *at, jmacro *m, const jval *args, 
     if (nargs > mn->n_names)
         return jerr(at, "macro '%s' takes not more than %zu argument(s)", mn->name, mn->n_names);
     jscope *sc = scope_new(st, m->scope);
-    if (!sc) return fail_at(at);
+    if (!sc || !jinja_bind_undef(st, sc, mn->undef, mn->n_undef)) return fail_at(at);
     size_t first_def = mn->n_names - mn->list2.n;
     for (size_t k = 0; k < nkw; k++) {
         size_t j;
@@ -402,6 +418,7 @@ static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out
             if (x == 0 && y < 0) return jerr(at, "0.0 cannot be raised to a negative power");
             if (x < 0 && y != floor(y)) return jerr(at, "negative number to a fractional power is complex");
             *out = jv_float(pow(x, y));
+            if (isinf(out->u.f) && isfinite(x) && isfinite(y)) return jerr(at, "OverflowError: Numerical result out of range");
             return true;
         }
     }

@@ -74,16 +74,19 @@ static bool lowered(jstate *st, jval v, bool case_sensitive, jval *out) {
 }
 
 /* Stable merge sort of items by keys. */
-static bool merge_sort(const jnode *at, jval *items, jval *keys, size_t n, bool reverse, jval *tmp_i, jval *tmp_k) {
+/* eq_first: keys compare as one-item lists do in Python (equal items,
+ * even two undefined values, are equal without an ordering). */
+static bool merge_sort(const jnode *at, jval *items, jval *keys, size_t n, bool reverse, bool eq_first, jval *tmp_i,
+                       jval *tmp_k) {
     if (n < 2) return true;
     size_t h = n / 2;
-    if (!merge_sort(at, items, keys, h, reverse, tmp_i, tmp_k) ||
-        !merge_sort(at, items + h, keys + h, n - h, reverse, tmp_i, tmp_k))
+    if (!merge_sort(at, items, keys, h, reverse, eq_first, tmp_i, tmp_k) ||
+        !merge_sort(at, items + h, keys + h, n - h, reverse, eq_first, tmp_i, tmp_k))
         return false;
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n) {
-        int c;
-        if (!jinja_compare(at, keys[j], keys[i], false, &c)) return false;
+        int c = 0;
+        if (!(eq_first && jv_equal(keys[j], keys[i])) && !jinja_compare(at, keys[j], keys[i], false, &c)) return false;
         bool take_right = reverse ? c > 0 : c < 0;
         if (take_right) { tmp_i[k] = items[j]; tmp_k[k++] = keys[j++]; }
         else { tmp_i[k] = items[i]; tmp_k[k++] = keys[i++]; }
@@ -95,14 +98,14 @@ static bool merge_sort(const jnode *at, jval *items, jval *keys, size_t n, bool 
     return true;
 }
 
-static bool sorted(jstate *st, const jnode *at, jlist *src, jval *keys, bool reverse, jlist **out) {
+static bool sorted(jstate *st, const jnode *at, jlist *src, jval *keys, bool reverse, bool eq_first, jlist **out) {
     size_t n = src->n;
     jlist *l = jlist_new(st->mem, n);
     jval *ti = jmem_alloc(st->mem, (n + 1) * sizeof *ti), *tk = jmem_alloc(st->mem, (n + 1) * sizeof *tk);
     if (!l || !ti || !tk) return false;
     if (n) memcpy(l->v, src->v, n * sizeof *l->v);
     l->n = n;
-    if (!merge_sort(at, l->v, keys, n, reverse, ti, tk)) return false;
+    if (!merge_sort(at, l->v, keys, n, reverse, eq_first, ti, tk)) return false;
     *out = l;
     return true;
 }
@@ -294,7 +297,7 @@ static bool do_sort(jstate *st, const jnode *at, jval v, const jargs *a, jval *o
         if (!lowered(st, k, jv_truthy(x[1]), &keys[i])) return false;
     }
     jlist *l;
-    if (!sorted(st, at, items, keys, jv_truthy(x[0]), &l)) return false;
+    if (!sorted(st, at, items, keys, jv_truthy(x[0]), true, &l)) return false;
     *out = jv_list(l);
     return true;
 }
@@ -325,7 +328,7 @@ static bool do_dictsort(jstate *st, const jnode *at, jval v, const jargs *a, jva
     }
     pairs->n = d->n;
     jlist *l;
-    if (!sorted(st, at, pairs, keys, jv_truthy(x[2]), &l)) return false;
+    if (!sorted(st, at, pairs, keys, jv_truthy(x[2]), false, &l)) return false;
     *out = jv_list(l);
     return true;
 }

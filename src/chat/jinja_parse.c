@@ -51,6 +51,7 @@ static owl_status parse_if(parser *P, const jtok *tag, jnode **out) {
     if (strcmp(end, "elif") == 0) {
         jnode *e;
         TRY(parse_if(P, &P->t[P->i - 1], &e));
+        e->op = 1; /* an elif: scope analysis follows jinja2's flat elif list */
         if (!jparse_push(P, &n->list2, e)) return OWL_ERR_NOMEM;
         *out = n;
         return OWL_OK; /* the nested if consumed endif */

@@ -242,7 +242,8 @@ RT_INPUTS = {
 RT_ATOMS = ["x", "f", "n", "t", "s", "l", "d", "u8", "words", "messages", "messages[0]", "messages[1].content",
             "messages[-1]", "nope", "1", "0", "-3", "2.5", "0.1", "'abc'", "' a B '", "''", "[1, 2, 3]", "[]",
             "{'k': 1, 'j': [2]}", "none", "true", "false", "(1, 'a')", "'x\\ny'", "1e3", "10",
-            "'Hello World'", "d.a", "d['b']", "messages|length", "loop_i", "ns.v"]
+            "'Hello World'", "d.a", "d['b']", "messages|length", "loop_i", "ns.v", "'%s|%5.2f' % (s, f)",
+            "'%d%%' % x", "'<%s>'|format(u8)"]
 RT_FILTERS = ["trim", "length", "upper", "lower", "capitalize", "title", "string", "list", "first", "last",
               "int", "float", "abs", "round", "reverse|list", "sort", "unique|list", "join", "join(', ')",
               "default('D')", "default('D', true)", "tojson", "tojson(indent=2)", "items|list", "dictsort",
@@ -309,10 +310,21 @@ def random_template(rng):
                 body += "{{ loop.index }}{{ loop.last }}"
                 out.append(tag("for %s in %s%s" % (tgt, it, filt)) + body +
                            (tag("else") + "E" if rng.random() < 0.3 else "") + tag("endfor"))
-            elif r < 0.8:
+            elif r < 0.75:
                 out.append(tag("set ns.v = " + expr()))
-            elif r < 0.9:
+            elif r < 0.8:
                 out.append(tag("set x = " + expr()))
+            elif r < 0.84:
+                out.append(tag("macro mac(a, b=%s)" % rng.choice(RT_ATOMS)) + stmts(depth + 1) + "{{ a }}{{ b }}" +
+                           tag("endmacro") + "{{ mac(%s) }}{{ mac(%s, b=%s) }}" % (expr(2), expr(2), expr(2)))
+            elif r < 0.87:
+                out.append(tag("set blk" + rng.choice(["", " | upper", " | trim"])) + stmts(depth + 1) +
+                           tag("endset") + "[{{ blk }}]")
+            elif r < 0.89:
+                out.append(tag("filter " + rng.choice(["upper", "trim", "replace('a', 'b')"])) + stmts(depth + 1) +
+                           tag("endfilter"))
+            elif r < 0.9:
+                out.append(tag("raw") + text() + "{{ x }}" + text() + tag("endraw"))
             else:
                 out.append("{#" + rng.choice(["", "-"]) + " c " + rng.choice(["", "-"]) + "#}")
             out.append(text())
