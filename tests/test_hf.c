@@ -387,6 +387,76 @@ static void test_gemma2(void) {
     free(dir);
 }
 
+/* Reads a one-layer directory of the family and checks its tensor names. */
+static void family_case(const char *name, const char *cfg, const char *const (*names)[2], size_t n, const char *arch,
+                        bool plus_one) {
+    char *dir = path_join(tmp, name);
+    write_cfg(dir, cfg);
+    static float v[8] = {0.25f, 0.25f, 0.25f, 0.25f, 0.25f, 0.25f, 0.25f, 0.25f};
+    owl_weight t[16];
+    for (size_t i = 0; i < n; i++) t[i] = (owl_weight){names[i][0], OWL_F32, 1, {8}, v, 32};
+    char *st = path_join(dir, "model.safetensors");
+    CHECKF(owl_safetensors_write(st, t, n, NULL) == OWL_OK, "%s", owl_last_error());
+    owl_weights ws;
+    owl_status s = owl_hf_dir_read(dir, &ws);
+    CHECKF(s == OWL_OK, "%s: %s", name, owl_last_error());
+    if (!s) {
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!names[i][1]) continue; /* dropped */
+            kept++;
+            const owl_weight *w = owl_weights_find(&ws, names[i][1]);
+            CHECKF(w != NULL, "%s: %s should read as %s", name, names[i][0], names[i][1]);
+            size_t l = strlen(names[i][1]);
+            bool norm = l > 11 && strcmp(names[i][1] + l - 11, "norm.weight") == 0;
+            if (w) CHECKF(((const float *)w->data)[0] == (norm && plus_one ? 1.25f : 0.25f), "%s: %s value", name, names[i][1]);
+        }
+        CHECKF(ws.n == kept, "%s: %zu tensors, expected %zu", name, ws.n, kept);
+        owl_str a;
+        CHECK(owl_meta_get_str(&ws.meta, "general.architecture", &a) && owl_str_eq(a, arch));
+        owl_weights_free(&ws);
+    }
+    free(st);
+    free(dir);
+}
+
+#define BASE_CFG "\"hidden_size\": 8, \"num_hidden_layers\": 1, \"intermediate_size\": 16, \"num_attention_heads\": 2"
+
+static void test_families(void) {
+    static const char *const qwen3[][2] = {
+        {"model.layers.0.self_attn.q_norm.weight", "blk.0.attn_q_norm.weight"},
+        {"model.layers.0.self_attn.k_norm.weight", "blk.0.attn_k_norm.weight"},
+        {"model.layers.0.post_attention_layernorm.weight", "blk.0.ffn_norm.weight"},
+        {"lm_head.weight", "output.weight"}};
+    family_case("qwen3", "{\"model_type\": \"qwen3\", " BASE_CFG ", \"tie_word_embeddings\": false}", qwen3, 4, "qwen3",
+                false);
+    static const char *const phi3[][2] = {
+        {"model.layers.0.self_attn.qkv_proj.weight", "blk.0.attn_qkv.weight"},
+        {"model.layers.0.mlp.gate_up_proj.weight", "blk.0.ffn_up.weight"},
+        {"model.layers.0.self_attn.o_proj.weight", "blk.0.attn_output.weight"},
+        {"model.layers.0.self_attn.rotary_emb.inv_freq", NULL}};
+    family_case("phi3", "{\"model_type\": \"phi3\", " BASE_CFG "}", phi3, 4, "phi3", false);
+    static const char *const olmo2[][2] = {
+        {"model.layers.0.post_attention_layernorm.weight", "blk.0.post_attention_norm.weight"},
+        {"model.layers.0.post_feedforward_layernorm.weight", "blk.0.post_ffw_norm.weight"},
+        {"model.layers.0.self_attn.q_norm.weight", "blk.0.attn_q_norm.weight"}};
+    family_case("olmo2", "{\"model_type\": \"olmo2\", " BASE_CFG "}", olmo2, 3, "olmo2", false);
+    static const char *const gemma[][2] = {{"model.norm.weight", "output_norm.weight"},
+                                           {"model.layers.0.input_layernorm.weight", "blk.0.attn_norm.weight"},
+                                           {"model.layers.0.mlp.down_proj.weight", "blk.0.ffn_down.weight"},
+                                           {"lm_head.weight", NULL}}; /* tied: dropped */
+    family_case("gemma", "{\"model_type\": \"gemma\", " BASE_CFG ", \"tie_word_embeddings\": true}", gemma, 4, "gemma",
+                true);
+    /* Gemma 3 as the multimodal wrapper writes it: text_config, language_model prefix, vision tower dropped */
+    static const char *const gemma3[][2] = {
+        {"language_model.model.layers.0.self_attn.k_norm.weight", "blk.0.attn_k_norm.weight"},
+        {"language_model.model.layers.0.pre_feedforward_layernorm.weight", "blk.0.ffn_norm.weight"},
+        {"language_model.model.embed_tokens.weight", "token_embd.weight"},
+        {"vision_tower.vision_model.post_layernorm.weight", NULL}};
+    family_case("gemma3", "{\"model_type\": \"gemma3\", \"text_config\": {\"model_type\": \"gemma3_text\", " BASE_CFG
+                          ", \"head_dim\": 4}}", gemma3, 4, "gemma3", true);
+}
+
 /* ---- bad directories ---- */
 
 static void bad_cfg(const char *name, const char *json, const char *want1, const char *want2) {
@@ -640,6 +710,7 @@ int main(void) {
     test_wp();
     test_random();
     test_gemma2();
+    test_families();
     test_tokenizers();
     test_bad();
     return test_finish("test_hf");
