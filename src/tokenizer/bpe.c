@@ -256,7 +256,10 @@ owl_status owl_bpe_index_added(owl_tokenizer *tok) {
         b->is_added[a->id] = 1;
         if (a->special) n_special++;
         if (a->len > b->added_max_len) b->added_max_len = a->len;
-        uint32_t h = (uint32_t)owl_hash_bytes(a->text, a->len) & b->added_mask;
+        if (a->normalized) b->n_added_normalized++;
+        uint64_t h64 = owl_added_hash_init();
+        for (size_t j = 0; j < a->len; j++) h64 = owl_added_hash_step(h64, (uint8_t)a->text[j]);
+        uint32_t h = (uint32_t)h64 & b->added_mask;
         bool dup = false;
         for (;; h = (h + 1) & b->added_mask) {
             uint32_t s = b->added_slots[h];

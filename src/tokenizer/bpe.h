@@ -111,6 +111,11 @@ typedef struct owl_added {
     bool special, lstrip, rstrip, single_word, normalized;
 } owl_added;
 
+/* Hash of added-token texts, computed one byte at a time so that all
+ * prefixes of a text hash in one pass (FNV-1a, 64-bit). */
+static inline uint64_t owl_added_hash_init(void) { return 0xcbf29ce484222325ull; }
+static inline uint64_t owl_added_hash_step(uint64_t h, uint8_t c) { return (h ^ c) * 0x100000001b3ull; }
+
 /* ---- the BPE state ---- */
 
 struct owl_bpe {
@@ -138,6 +143,7 @@ struct owl_bpe {
     uint8_t *added_lens[256]; /* per first byte: distinct lengths, descending, 0-ended */
     uint8_t *is_added;        /* per id */
     size_t added_max_len;
+    int n_added_normalized;   /* added tokens with normalized = true */
 
     /* decoder */
     bool dec_byte_level;

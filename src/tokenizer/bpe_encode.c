@@ -269,10 +269,15 @@ static const owl_added *added_at(const owl_tokenizer *tok, const char *text, siz
     const uint8_t *lens = b->added_lens[(uint8_t)text[p]];
     if (!lens) return NULL;
     bool norm = has_norm(tok);
+    /* hashes of every prefix up to the longest candidate, in one pass */
+    uint64_t hs[256];
+    size_t top = lens[0] < len - p ? lens[0] : len - p;
+    hs[0] = owl_added_hash_init();
+    for (size_t i = 0; i < top; i++) hs[i + 1] = owl_added_hash_step(hs[i], (uint8_t)text[p + i]);
     for (; *lens; lens++) {
         size_t l = *lens;
         if (l > len - p) continue;
-        uint32_t h = (uint32_t)owl_hash_bytes(text + p, l) & b->added_mask;
+        uint32_t h = (uint32_t)hs[l] & b->added_mask;
         for (;; h = (h + 1) & b->added_mask) {
             uint32_t sl = b->added_slots[h];
             if (sl == 0) break;
@@ -327,7 +332,9 @@ static owl_status split_added(enc_ctx *c, const char *text, size_t len, bool at_
     const struct owl_bpe *b = c->tok->bpe;
     owl_status st = OWL_OK;
     size_t cur = 0; /* start of the pending plain stretch */
-    for (size_t p = 0; st == OWL_OK && b->n_added && p < len; p++) {
+    bool any = pass == 0 ? b->n_added > (has_norm(c->tok) ? b->n_added_normalized : 0) : b->n_added_normalized > 0;
+    for (size_t p = 0; st == OWL_OK && any && p < len; p++) {
+        if (!b->added_lens[(uint8_t)text[p]]) continue;
         const owl_added *a = added_at(c->tok, text, len, p, c->parse_special, pass);
         if (!a) continue;
         size_t start = p, end = p + a->len;
