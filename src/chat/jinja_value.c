@@ -3,6 +3,7 @@
 #include "chat/jinja.h"
 
 #include <jansson.h>
+#include <utf8proc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -400,19 +401,19 @@ void jv_float_repr(double f, char out[32]) {
     *o = 0;
 }
 
-/* str.isprintable() for one code point (approximation by general category). */
+/* str.isprintable() for one code point: not in the general categories
+ * Cc, Cf, Cs, Co, Cn, Zl, Zp, Zs (the space itself is printable). The
+ * Unicode version of utf8proc may differ from Python's for new characters. */
 static bool py_printable(uint32_t c) {
-    if (c < 0x20 || c == 0x7f) return false;
-    if (c < 0x7f) return true;
-    if (c < 0xa0) return false;
-    if (c == 0xa0 || c == 0xad) return false;
-    if (c == 0x1680 || (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) ||
-        (c >= 0x205f && c <= 0x2064) || c == 0x3000 || c == 0xfeff)
+    if (c < 0x7f) return c >= 0x20;
+    utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
+    switch (cat) {
+    case UTF8PROC_CATEGORY_CC: case UTF8PROC_CATEGORY_CF: case UTF8PROC_CATEGORY_CS: case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CN: case UTF8PROC_CATEGORY_ZL: case UTF8PROC_CATEGORY_ZP: case UTF8PROC_CATEGORY_ZS:
         return false;
-    if (c >= 0xd800 && c <= 0xdfff) return false;
-    if (c >= 0xe000 && c <= 0xf8ff) return false;
-    if ((c & 0xfffe) == 0xfffe) return false;
-    return true;
+    default:
+        return true;
+    }
 }
 
 static bool write_str_repr(jbuf *b, const jstr *s) {
