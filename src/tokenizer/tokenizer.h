@@ -133,7 +133,8 @@ owl_status owl_tokenizer_json_load_mem(const char *name, const char *json, size_
 owl_status owl_bpe_to_meta(const owl_tokenizer *tok, owl_meta *meta);
 /* OpenAI GPT-2 encoder.json + vocab.bpe. */
 owl_status owl_tokenizer_gpt2_load(const char *encoder_json, const char *vocab_bpe, owl_tokenizer **out);
-/* The chat template that came with the tokenizer (tokenizer_config.json),
+/* The chat template that came with a BPE tokenizer (tokenizer_config.json,
+ * else chat_template.jinja; tokenizer.chat_template for GGUF gpt2 models),
  * NULL if none. */
 const char *owl_tokenizer_chat_template(const owl_tokenizer *tok);
 /* Frees tok->bpe / tok->norm (owl_tokenizer_free calls these). */
