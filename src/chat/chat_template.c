@@ -11,7 +11,6 @@ struct owl_template {
     jparsed tree;
 };
 
-void jinja_reset_error(void);
 
 owl_status owl_template_parse(const char *src, size_t len, owl_template **out) {
     *out = NULL;

@@ -219,6 +219,8 @@ typedef struct jstate {
 /* Error text with position: returns false so that callers can
  * "return jerr(node, ...)". */
 bool jerr(const jnode *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool jerr_again(const char *text);
+void jinja_reset_error(void);
 
 bool jinja_exec_body(jstate *st, jscope *sc, const jnodes *body, int *ctl);
 bool jinja_bind_undef(jstate *st, jscope *sc, const char **names, size_t n);

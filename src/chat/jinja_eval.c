@@ -33,7 +33,13 @@ static bool fail_at(const jnode *at) {
     return false;
 }
 
-void jinja_reset_error(void);
+/* Raises an error again with its text as it was (it has its position). */
+bool jerr_again(const char *text) {
+    owl_errorf(OWL_ERR_FORMAT, "%s", text);
+    err_has_pos = true;
+    return false;
+}
+
 void jinja_reset_error(void) { err_has_pos = false; }
 
 /* ---- scopes ---- */
@@ -500,7 +506,7 @@ static bool contains(jstate *st, const jnode *at, jval item, jval seq, bool *out
         *out = item.u.s->len == 0 || memmem(seq.u.s->s, seq.u.s->len, item.u.s->s, item.u.s->len) != NULL;
         return true;
     case JV_LIST:
-        if (seq.u.l->poison) return jerr(at, "%s", seq.u.l->poison);
+        if (seq.u.l->poison) return jerr_again(seq.u.l->poison);
         *out = false;
         for (size_t i = 0; i < seq.u.l->n && !*out; i++) *out = jv_equal(seq.u.l->v[i], item);
         return true;

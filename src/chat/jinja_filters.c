@@ -197,8 +197,12 @@ static bool do_tojson(jstate *st, const jnode *at, jval v, const jargs *a, jval 
     jval defs[4] = {jv_bool(false), jv_none(), jv_none(), jv_bool(false)}, x[4];
     if (!jinja_bind(at, "tojson", a, p, 4, 0, defs, x)) return false;
     int indent = -1;
-    if (x[1].t == JV_INT) indent = x[1].u.i < 0 ? 0 : x[1].u.i > 64 ? 64 : (int)x[1].u.i;
-    else if (x[1].t != JV_NONE) return jerr(at, "tojson: indent must be an integer");
+    if (x[1].t == JV_INT) {
+        if (x[1].u.i > 100000) return jerr(at, "tojson: indent %lld is too large", (long long)x[1].u.i);
+        indent = x[1].u.i < 0 ? 0 : (int)x[1].u.i;
+    }
+    else if (x[1].t != JV_NONE && !(x[1].t == JV_UNDEF && v.t != JV_LIST && v.t != JV_DICT))
+        return jerr(at, "tojson: indent must be an integer");
     const char *isep = NULL, *ksep = NULL;
     if (x[2].t == JV_LIST && x[2].u.l->n == 2 && x[2].u.l->v[0].t == JV_STR && x[2].u.l->v[1].t == JV_STR) {
         isep = x[2].u.l->v[0].u.s->s;
@@ -214,8 +218,15 @@ static bool do_tojson(jstate *st, const jnode *at, jval v, const jargs *a, jval 
 /* select / reject / selectattr / rejectattr */
 static bool do_select(jstate *st, const jnode *at, jval v, const jargs *a, bool attr, bool want, jval *out) {
     jlist *items;
-    if (!jv_truthy(v)) v = jv_list(jlist_new(st->mem, 0)); /* jinja2 looks at nothing falsy */
-    if (!v.u.l || !jinja_iter(st, at, v, &items)) return false;
+    if (!jv_truthy(v)) { /* jinja2 looks at nothing (not even the test name) for a falsy input */
+        *out = iter_of(jlist_new(st->mem, 0));
+        return out->u.l != NULL;
+    }
+    if (!jinja_iter(st, at, v, &items)) return false;
+    if (items->n == 0) { /* the test is looked up for the first item only */
+        *out = iter_of(jlist_new(st->mem, 0));
+        return out->u.l != NULL;
+    }
     size_t k = 0;
     const jstr *attrname = NULL;
     if (attr) {
@@ -227,7 +238,8 @@ static bool do_select(jstate *st, const jnode *at, jval v, const jargs *a, bool 
     if (a->npos > k) {
         if (a->pos[k].t != JV_STR) return jerr(at, "select: the test name must be a string");
         test = a->pos[k].u.s->s;
-        if (!jinja_test_known(test)) return jerr(at, "unknown or unsupported test '%s'", test);
+        if (!jinja_test_known(test) || strlen(test) != a->pos[k].u.s->len)
+            return jerr(at, "unknown or unsupported test '%s'", test);
         k++;
     }
     jargs ta = {a->pos ? a->pos + k : NULL, a->npos - k, a->kwn, a->kwv, a->nkw};
@@ -250,23 +262,35 @@ static bool do_select(jstate *st, const jnode *at, jval v, const jargs *a, bool 
 
 static bool do_map(jstate *st, const jnode *at, jval v, const jargs *a, jval *out) {
     jlist *items;
-    if (!jv_truthy(v)) v = jv_list(jlist_new(st->mem, 0));
-    if (!v.u.l || !jinja_iter(st, at, v, &items)) return false;
+    if (!jv_truthy(v)) {
+        *out = iter_of(jlist_new(st->mem, 0));
+        return out->u.l != NULL;
+    }
+    if (!jinja_iter(st, at, v, &items)) return false;
+    if (items->n == 0) {
+        *out = iter_of(jlist_new(st->mem, 0));
+        return out->u.l != NULL;
+    }
     jlist *l = jlist_new(st->mem, items->n);
     if (!l) return false;
     const jstr *attr = NULL;
-    jval def = jv_undef(NULL);
-    bool has_def = false;
+    jval attr_v = jv_undef(NULL), def = jv_undef(NULL);
+    bool has_def = false, has_attr = false;
     for (size_t k = 0; k < a->nkw; k++) {
-        if (strcmp(a->kwn[k], "attribute") == 0 && a->kwv[k].t == JV_STR) attr = a->kwv[k].u.s;
+        if (strcmp(a->kwn[k], "attribute") == 0) {
+            has_attr = true;
+            attr_v = a->kwv[k];
+            if (attr_v.t == JV_STR) attr = attr_v.u.s;
+        }
         else if (strcmp(a->kwn[k], "default") == 0) { def = a->kwv[k]; has_def = true; }
         else if (a->npos == 0) return jerr(at, "map: unexpected keyword argument '%s'", a->kwn[k]);
     }
-    if (attr) {
+    if (has_attr) {
         if (a->npos) return jerr(at, "map: attribute= with positional arguments");
         for (size_t i = 0; i < items->n; i++) {
             jval x;
-            if (!attr_get(st, at, items->v[i], attr, &x)) return false;
+            if (attr ? !attr_get(st, at, items->v[i], attr, &x) : !jinja_getitem(st, at, items->v[i], attr_v, &x))
+                return false;
             if (x.t == JV_UNDEF && has_def) x = def;
             l->v[l->n++] = x;
         }
@@ -275,7 +299,7 @@ static bool do_map(jstate *st, const jnode *at, jval v, const jargs *a, jval *ou
     }
     if (a->npos < 1 || a->pos[0].t != JV_STR) return jerr(at, "map: expected attribute= or a filter name");
     const char *f = a->pos[0].u.s->s;
-    if (!jinja_filter_known(f)) return jerr(at, "unknown or unsupported filter '%s'", f);
+    if (!jinja_filter_known(f) || strlen(f) != a->pos[0].u.s->len) return jerr(at, "unknown or unsupported filter '%s'", f);
     jargs fa = {a->pos + 1, a->npos - 1, a->kwn, a->kwv, a->nkw};
     for (size_t i = 0; i < items->n; i++)
         if (!jinja_filter(st, at, f, items->v[i], &fa, &l->v[l->n++])) return false;
@@ -420,6 +444,7 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
 static const char *const lazy_filters[] = {"map", "select", "reject", "selectattr", "rejectattr", "unique", "items", NULL};
 
 bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const jargs *a, jval *out) {
+    if (!jinja_filter_known(name)) return jerr(at, "unknown or unsupported filter '%s'", name);
     if (!known(lazy_filters, name)) return filter_now(st, at, name, v, a, out);
     if (filter_now(st, at, name, v, a, out)) return true;
     jlist *l = jlist_new(st->mem, 0);
@@ -429,6 +454,7 @@ bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const j
     if (!msg) return false;
     l->poison = msg->s;
     *out = iter_of(l);
+    jinja_reset_error(); /* the error is kept for later; none is current */
     return true;
 }
 
@@ -463,7 +489,9 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
         if (!jinja_bind(at, name, a, p, 3, 2, defs, x) || !jv_to_str(st->mem, v, &s)) return false;
         jstr *o, *n;
         if (!jv_to_str(st->mem, x[0], &o) || !jv_to_str(st->mem, x[1], &n)) return false;
-        int64_t count = x[2].t == JV_INT ? x[2].u.i : -1;
+        if (x[2].t != JV_NONE && x[2].t != JV_INT && x[2].t != JV_BOOL)
+            return jerr(at, "replace: '%s' object cannot be interpreted as an integer", jv_type_name(x[2]));
+        int64_t count = x[2].t == JV_INT ? x[2].u.i : x[2].t == JV_BOOL ? x[2].u.b : -1;
         return jinja_str_replace(st, at, s, o, n, count, out);
     }
     if (!strcmp(name, "tojson")) return do_tojson(st, at, v, a, out);
@@ -496,7 +524,7 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
         case JV_STR: *out = jv_int((int64_t)ju_count(v.u.s->s, v.u.s->len)); return true;
         case JV_LIST:
             if (v.tuple == ITER) return jerr(at, "object of type 'generator' has no len()");
-            if (v.u.l->poison) return jerr(at, "%s", v.u.l->poison);
+            if (v.u.l->poison) return jerr_again(v.u.l->poison);
             *out = jv_int((int64_t)v.u.l->n);
             return true;
         case JV_DICT: *out = jv_int((int64_t)v.u.d->n); return true;
@@ -699,6 +727,7 @@ static bool str_cased_is(const jstr *s, bool upper) {
 
 bool jinja_test(jstate *st, const jnode *at, const char *name, jval v, const jargs *a, bool *out) {
     jval x[1];
+    if (!jinja_test_known(name)) return jerr(at, "unknown or unsupported test '%s'", name);
     static const char *const p_other[] = {"other"};
     static const char *const p_num[] = {"num"};
     static const char *const p_seq[] = {"seq"};

@@ -32,7 +32,7 @@ bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, jval args, jval 
         pos = args.u.l->v;
         npos = args.u.l->n;
     }
-    bool mapping_arg = args.t == JV_DICT || (args.t == JV_LIST && args.tuple == 0);
+    bool mapping_arg = args.t == JV_DICT || (args.t == JV_LIST && args.tuple == 0) || args.t == JV_UNDEF;
     jbuf b = {0};
     bool ok = true;
     const char *s = fmt->s, *end = fmt->s + fmt->len;

@@ -397,6 +397,10 @@ owl_status jinja_lex(jmem *m, const char *src, size_t len, jtok **toks, size_t *
             size_t content = raw_end;
             if (raw_sign == '-')
                 content = skip_ws(src, len, content);
+            if (content >= len) { /* jinja2 ends quietly when nothing follows */
+                p = len;
+                continue;
+            }
             if (!find_endraw(&L, content, &tag, &os, &close_end, &cs))
                 return lex_error(&L, q, "unclosed '{% raw %}' (missing '{% endraw %}')", NULL);
             if ((s = emit_text_before(&L, content, tag, os, true, false))) return s;
@@ -405,6 +409,10 @@ owl_status jinja_lex(jmem *m, const char *src, size_t len, jtok **toks, size_t *
         }
         if ((s = emit_text_before(&L, p, q, sign, kind != '{', line_starting))) return s;
         if (kind == '#') {
+            if (body >= len) { /* "{#" at the very end: jinja2 ends quietly */
+                p = len;
+                continue;
+            }
             size_t e = body;
             while (e + 1 < len && !(src[e] == '#' && src[e + 1] == '}')) e++;
             if (e + 1 >= len) return lex_error(&L, q, "unclosed comment '{#'", NULL);

@@ -101,8 +101,11 @@ bool jinja_getattr(jstate *st, const jnode *at, jval obj, const char *name, jval
         else *out = undef_attr(st, obj, name);
         return true;
     }
-    case JV_MACRO: case JV_FUNC: case JV_METHOD:
-        return jerr(at, "unsupported attribute '%s' of a %s", name, jv_type_name(obj));
+    case JV_MACRO:
+        if (!strcmp(name, "name") || !strcmp(name, "arguments") || !strcmp(name, "defaults") ||
+            !strcmp(name, "catch_kwargs") || !strcmp(name, "catch_varargs") || !strcmp(name, "caller"))
+            return jerr(at, "unsupported attribute '%s' of a macro", name);
+        break;
     default:
         break;
     }
@@ -154,7 +157,7 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out) {
 bool jinja_iter(jstate *st, const jnode *at, jval v, jlist **out) {
     switch (v.t) {
     case JV_LIST:
-        if (v.u.l->poison) return jerr(at, "%s", v.u.l->poison);
+        if (v.u.l->poison) return jerr_again(v.u.l->poison);
         *out = v.u.l;
         return true;
     case JV_UNDEF: *out = jlist_new(st->mem, 0); return *out != NULL;
@@ -697,10 +700,18 @@ bool jinja_call_func(jstate *st, const jnode *at, int fn, const jargs *a, jval *
         struct tm tmv;
         if (st->fixed_now) gmtime_r(&t, &tmv);
         else localtime_r(&t, &tmv);
-        char buf[512];
-        size_t n = strftime(buf, sizeof buf, a->pos[0].u.s->s, &tmv);
-        if (n == 0 && a->pos[0].u.s->len) return jerr(at, "strftime_now: format '%s' gives no output or more than %zu bytes", a->pos[0].u.s->s, sizeof buf);
-        *out = jv_str(st->mem, buf, n);
+        /* as Python's datetime.strftime: the format ends at a NUL; a
+         * sentinel character tells an empty result from an overflow */
+        const jstr *f = a->pos[0].u.s;
+        size_t seg = strnlen(f->s, f->len);
+        if (seg > 256) return jerr(at, "strftime_now: format longer than 256 bytes");
+        char fmt[260], buf[2048];
+        memcpy(fmt, f->s, seg);
+        fmt[seg] = '|';
+        fmt[seg + 1] = 0;
+        size_t n = strftime(buf, sizeof buf, fmt, &tmv);
+        if (n == 0) return jerr(at, "strftime_now: output too long");
+        *out = jv_str(st->mem, buf, n - 1);
         return out->t == JV_STR;
     }
     default:

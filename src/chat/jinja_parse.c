@@ -152,7 +152,10 @@ static owl_status parse_macro(parser *P, const jtok *tag, jnode **out) {
     while (!is_op(P, OP_RPAREN)) {
         if (n->n_names) TRY(jparse_expect_op(P, OP_COMMA, ","));
         const char *pn;
+        const jtok *pt = cur(P);
         TRY(jparse_expect_name(P, &pn));
+        for (size_t i = 0; i < n->n_names; i++)
+            if (strcmp(n->names[i], pn) == 0) return jparse_err(pt, "duplicate argument '%s' in macro '%s'", pn, n->name);
         jnode *def = NULL;
         if (is_op(P, OP_ASSIGN)) {
             adv(P);
@@ -172,7 +175,6 @@ static owl_status parse_macro(parser *P, const jtok *tag, jnode **out) {
     P->loop_depth = 0;
     TRY(parse_body(P, ends, tag, "macro", &n->list, &end));
     P->loop_depth = saved;
-    if (cur(P)->type == TK_NAME) adv(P); /* {% endmacro name %} */
     TRY(expect_block_end(P, "endmacro"));
     *out = n;
     return OWL_OK;
@@ -260,9 +262,63 @@ static owl_status parse_body(parser *P, const char *const *ends, const jtok *ope
     return OWL_OK;
 }
 
+/* jinja2 checks at compile time that filters and tests exist, except in
+ * "soft" places (if tests and bodies, conditional expressions, without
+ * crossing into a new scope), where the error waits until the filter runs. */
+static owl_status check_expr(const jnode *e, bool soft) {
+    if (!e) return OWL_OK;
+    if (e->kind == N_COND) soft = true;
+    if (!soft && e->kind == N_FILTER && !jinja_filter_known(e->name))
+        return owl_errorf(OWL_ERR_FORMAT, "template:%d:%d: unknown or unsupported filter '%s'", e->line, e->col, e->name);
+    if (!soft && e->kind == N_TEST && !jinja_test_known(e->name))
+        return owl_errorf(OWL_ERR_FORMAT, "template:%d:%d: unknown or unsupported test '%s'", e->line, e->col, e->name);
+    TRY(check_expr(e->a, soft));
+    TRY(check_expr(e->b, soft));
+    TRY(check_expr(e->c, soft));
+    TRY(check_expr(e->d, soft));
+    for (size_t i = 0; i < e->list.n; i++) TRY(check_expr(e->list.v[i], soft));
+    for (size_t i = 0; i < e->list2.n; i++) TRY(check_expr(e->list2.v[i], soft));
+    return OWL_OK;
+}
+
+static owl_status check_body(const jnodes *body, bool soft) {
+    for (size_t i = 0; i < body->n; i++) {
+        const jnode *n = body->v[i];
+        switch (n->kind) {
+        case N_PRINT: TRY(check_expr(n->a, soft)); break;
+        case N_IF:
+            TRY(check_expr(n->a, true));
+            TRY(check_body(&n->list, true));
+            TRY(check_body(&n->list2, true));
+            break;
+        case N_FOR:
+            TRY(check_expr(n->a, soft));
+            TRY(check_expr(n->b, false));
+            TRY(check_body(&n->list, false));
+            TRY(check_body(&n->list2, false));
+            break;
+        case N_SET: TRY(check_expr(n->a, soft)); break;
+        case N_SETBLOCK: case N_FILTERBLOCK:
+            for (const jnode *f = n->b; f; f = f->a) {
+                for (size_t k = 0; k < f->list.n; k++) TRY(check_expr(f->list.v[k], false));
+                for (size_t k = 0; k < f->list2.n; k++) TRY(check_expr(f->list2.v[k], false));
+            }
+            TRY(check_body(&n->list, false));
+            break;
+        case N_MACRO:
+            for (size_t k = 0; k < n->list2.n; k++) TRY(check_expr(n->list2.v[k], false));
+            TRY(check_body(&n->list, false));
+            break;
+        default: break;
+        }
+    }
+    return OWL_OK;
+}
+
 owl_status jinja_parse(jmem *m, const jtok *toks, size_t n, jparsed *out) {
     parser P = {.m = m, .t = toks, .n = n};
     memset(out, 0, sizeof *out);
     const char *end = NULL;
-    return parse_body(&P, NULL, toks, "template", &out->body, &end);
+    TRY(parse_body(&P, NULL, toks, "template", &out->body, &end));
+    return check_body(&out->body, false);
 }

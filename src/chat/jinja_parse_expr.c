@@ -98,9 +98,9 @@ owl_status jparse_tuple(parser *P, bool with_cond, bool explicit, jnode **out) {
             adv(P);
             is_tuple = true;
         }
-        if (explicit && is_op(P, OP_RPAREN)) break;
-        if (!explicit && t->list.n && (cur(P)->type == TK_BLOCK_END || cur(P)->type == TK_VAR_END ||
-                                      is_name(P, "if") || is_name(P, "recursive")))
+        /* jinja2's tuple ends: '%}', '}}', ')' and (for loops) 'recursive' */
+        if (cur(P)->type == TK_BLOCK_END || cur(P)->type == TK_VAR_END || is_op(P, OP_RPAREN) ||
+            (!explicit && is_name(P, "recursive")))
             break;
         jnode *e;
         TRY(jparse_expr(P, with_cond, &e));
@@ -130,6 +130,8 @@ owl_status jparse_call_args(parser *P, jnode *call) {
             return jparse_err(cur(P), "*args and **kwargs in calls are not supported");
         if (cur(P)->type == TK_NAME && peek(P, 1)->type == TK_OP && peek(P, 1)->op == OP_ASSIGN) {
             const char *k = cur(P)->s;
+            for (size_t i = 0; i < call->n_names; i++)
+                if (strcmp(call->names[i], k) == 0) return jparse_err(cur(P), "keyword argument repeated: %s", k);
             adv(P);
             adv(P);
             jnode *v;
@@ -328,7 +330,6 @@ static owl_status parse_filter_expr(parser *P, jnode **n) {
             jnode *f;
             NEW(f, N_FILTER, nt);
             TRY(jparse_expect_name(P, &f->name));
-            if (!jinja_filter_known(f->name)) return jparse_err(nt, "unknown or unsupported filter '%s'", f->name);
             f->a = *n;
             if (is_op(P, OP_LPAREN)) TRY(jparse_call_args(P, f));
             *n = f;
@@ -343,7 +344,6 @@ static owl_status parse_filter_expr(parser *P, jnode **n) {
             jnode *f;
             NEW(f, N_TEST, nt);
             TRY(jparse_expect_name(P, &f->name));
-            if (!jinja_test_known(f->name)) return jparse_err(nt, "unknown or unsupported test '%s'", f->name);
             f->a = *n;
             f->op = neg;
             const jtok *c = cur(P);

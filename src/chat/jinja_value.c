@@ -440,6 +440,17 @@ static bool write_str_repr(jbuf *b, const jstr *s) {
     return jbuf_addc(b, q);
 }
 
+static bool write_str_repr_c(jbuf *b, const char *s) {
+    size_t n = strlen(s);
+    jstr *tmp = malloc(sizeof *tmp + n + 1);
+    if (!tmp) return false;
+    tmp->len = n;
+    memcpy(tmp->s, s, n + 1);
+    bool ok = write_str_repr(b, tmp);
+    free(tmp);
+    return ok;
+}
+
 static bool write_seq(jbuf *b, jval v) {
     const jlist *l = v.u.l;
     if (v.tuple >= 3) { /* dict_items([...]) */
@@ -487,6 +498,10 @@ static bool write_common(jbuf *b, jval v, bool repr) {
     case JV_LOOP:
         return jbuf_addf(b, "<LoopContext %lld/%lld>", (long long)v.u.loop->index0 + 1,
                          (long long)v.u.loop->length);
+    case JV_MACRO: {
+        const char *name = v.u.m->node->name;
+        return jbuf_add(b, "<Macro ", 7) && write_str_repr_c(b, name) && jbuf_addc(b, '>');
+    }
     default:
         owl_errorf(OWL_ERR_UNSUPPORTED, "printing a %s object is not supported", jv_type_name(v));
         return false;
