@@ -369,6 +369,8 @@ static bool do_unique(jstate *st, const jnode *at, jval v, const jargs *a, jval 
         jval k = items->v[i];
         if (x[1].t == JV_STR && !attr_get(st, at, k, x[1].u.s, &k)) return false;
         if (!lowered(st, k, jv_truthy(x[0]), &k)) return false;
+        if (k.t == JV_DICT || k.t == JV_NS || (k.t == JV_LIST && k.tuple != 1))
+            return jerr(at, "unique: unhashable type: '%s'", jv_type_name(k));
         bool dup = false;
         for (size_t j = 0; j < seen->n && !dup; j++) dup = jv_equal(seen->v[j], k);
         if (dup) continue;
