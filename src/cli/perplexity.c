@@ -97,7 +97,7 @@ int cli_perplexity(int argc, char **argv) {
     if (base) {
         printf("base PPL = %.4f +/- %.4f\n", r.base_ppl, r.base_ppl_err);
         printf("PPL ratio = %.6f +/- %.6f\n", r.ppl_ratio, r.ppl_ratio_err);
-        printf("mean KL = %.6f +/- %.6f\n", r.kl, r.kl_err);
+        printf("mean KL = %.6g +/- %.3g\n", r.kl, r.kl_err);
         printf("top-1 agreement = %.3f +/- %.3f %%\n", 100.0 * r.agree, 100.0 * r.agree_err);
     }
     rc = CLI_EXIT_OK;

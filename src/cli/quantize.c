@@ -90,9 +90,9 @@ int cli_quantize(int argc, char **argv) {
     if (!dir_copy) return cli_error(CMD, "out of memory");
     const char *dir = dirname(dir_copy);
     if (access(dir, W_OK) != 0) {
-        int e = errno;
+        int rc = cli_error(CMD, "cannot write %s: folder %s: %s", out, dir, strerror(errno));
         free(dir_copy);
-        return cli_error(CMD, "cannot write %s: folder %s: %s", out, dir, strerror(e));
+        return rc;
     }
     free(dir_copy);
     owl_set_threads(threads);
