@@ -150,7 +150,7 @@ owl_status jinja_lex(jmem *m, const char *src, size_t len, jtok **toks, size_t *
 typedef enum {
     /* statements */
     N_TEXT, N_PRINT, N_IF, N_FOR, N_SET, N_SETBLOCK, N_MACRO, N_BREAK, N_CONTINUE,
-    N_FILTERBLOCK,
+    N_FILTERBLOCK, N_WITH,
     /* expressions */
     N_CONST, N_NAME, N_LIST, N_TUPLE, N_DICT, N_GETATTR, N_GETITEM, N_SLICE, N_CALL,
     N_FILTER, N_TEST, N_NEG, N_POS, N_NOT, N_AND, N_OR, N_BINOP, N_COMPARE, N_COND,

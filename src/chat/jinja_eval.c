@@ -244,6 +244,17 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         if (n->b && !apply_filters(st, sc, n->b, v, &v)) return false;
         return emit(st, n, v);
     }
+    case N_WITH: {
+        /* values are evaluated outside, then bound in a scope of their own */
+        jval *vals = jmem_alloc(st->mem, (n->n_names + 1) * sizeof *vals);
+        jscope *inner = scope_new(st, sc);
+        if (!vals || !inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return fail_at(n);
+        for (size_t i = 0; i < n->n_names; i++)
+            if (!jinja_eval(st, sc, n->list2.v[i], &vals[i])) return false;
+        for (size_t i = 0; i < n->n_names; i++)
+            if (!scope_set(st, inner, n->names[i], vals[i])) return fail_at(n);
+        return jinja_exec_body(st, inner, &n->list, ctl);
+    }
     case N_MACRO: {
         jmacro *m = jmem_alloc(st->mem, sizeof *m);
         if (!m) return fail_at(n);

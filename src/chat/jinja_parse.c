@@ -181,7 +181,7 @@ static owl_status parse_macro(parser *P, const jtok *tag, jnode **out) {
 }
 
 static const char *const unsupported_tags[] = {
-    "include", "import", "from", "extends", "block", "call", "with", "do", "autoescape",
+    "include", "import", "from", "extends", "block", "call", "do", "autoescape",
     "trans", "pluralize", NULL};
 
 static owl_status parse_body(parser *P, const char *const *ends, const jtok *opener, const char *what,
@@ -238,6 +238,23 @@ static owl_status parse_body(parser *P, const char *const *ends, const jtok *ope
                 const char *end;
                 TRY(parse_body(P, fends, tag, "filter", &n->list, &end));
                 TRY(expect_block_end(P, "endfilter"));
+            } else if (strcmp(tn, "with") == 0) {
+                /* {% with a = 1, b = x %}...{% endwith %}: a scope with names */
+                NEW(n, N_WITH, tag);
+                while (cur(P)->type != TK_BLOCK_END) {
+                    if (n->n_names) TRY(jparse_expect_op(P, OP_COMMA, ","));
+                    const char *name;
+                    TRY(jparse_expect_name(P, &name));
+                    TRY(jparse_expect_op(P, OP_ASSIGN, "="));
+                    jnode *v;
+                    TRY(jparse_expr(P, true, &v));
+                    if (!jparse_push_name(P, n, name) || !jparse_push(P, &n->list2, v)) return OWL_ERR_NOMEM;
+                }
+                TRY(expect_block_end(P, "with"));
+                static const char *const wends[] = {"endwith", NULL};
+                const char *end;
+                TRY(parse_body(P, wends, tag, "with", &n->list, &end));
+                TRY(expect_block_end(P, "endwith"));
             } else if (strcmp(tn, "generation") == 0) {
                 /* Hugging Face's {% generation %} (AssistantTracker): marks
                  * assistant text, renders its body as it is */
@@ -298,6 +315,10 @@ static owl_status check_body(const jnodes *body, bool soft) {
             TRY(check_body(&n->list2, false));
             break;
         case N_SET: TRY(check_expr(n->a, soft)); break;
+        case N_WITH:
+            for (size_t k = 0; k < n->list2.n; k++) TRY(check_expr(n->list2.v[k], soft));
+            TRY(check_body(&n->list, false));
+            break;
         case N_SETBLOCK: case N_FILTERBLOCK:
             for (const jnode *f = n->b; f; f = f->a) {
                 for (size_t k = 0; k < f->list.n; k++) TRY(check_expr(f->list.v[k], false));

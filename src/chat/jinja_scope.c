@@ -216,6 +216,10 @@ static void visit_stmt(analyzer *A, symtab *t, jnode *n, queue *q) {
         store(A, t, n->name);
         enqueue(A, q, &n->list, n, 0);
         break;
+    case N_WITH:
+        for (size_t i = 0; i < n->list2.n; i++) visit_expr(A, t, n->list2.v[i]);
+        enqueue(A, q, &n->list, n, 0);
+        break;
     default: break;
     }
 }
@@ -246,6 +250,8 @@ static void analyze(analyzer *A, const symtab *parent, const jnodes *body, jnode
     if (owner && which == 0 && owner->kind == N_FOR) {
         for (size_t i = 0; i < owner->n_names; i++) define(A, &t, owner->names[i], REF_PARAM);
         define(A, &t, "loop", REF_PARAM);
+    } else if (owner && owner->kind == N_WITH) {
+        for (size_t i = 0; i < owner->n_names; i++) store(A, &t, owner->names[i]);
     } else if (owner && owner->kind == N_MACRO) {
         for (size_t i = 0; i < owner->n_names; i++) define(A, &t, owner->names[i], REF_PARAM);
         for (size_t i = 0; i < owner->list2.n; i++) visit_expr(A, &t, owner->list2.v[i]);
