@@ -209,6 +209,26 @@ static bool is_name0(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <
 
 static owl_status lex_number(lexer *L, size_t *pp, jtok *t) {
     size_t p = *pp, start = p;
+    if (L->src[p] == '0' && p + 2 < L->len && strchr("xXoObB", L->src[p + 1]) && L->src[p + 1]) {
+        int base = L->src[p + 1] == 'x' || L->src[p + 1] == 'X' ? 16 : L->src[p + 1] == 'o' || L->src[p + 1] == 'O' ? 8 : 2;
+        uint64_t v = 0;
+        size_t q = p + 2, digits = 0;
+        for (; q < L->len; q++) {
+            char c = L->src[q];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (c == '_' && digits) continue;
+            if (d < 0 || d >= base) break;
+            if (v > (uint64_t)INT64_MAX / (uint64_t)base) return lex_error(L, start, "integer literal too large", NULL);
+            v = v * (uint64_t)base + (uint64_t)d;
+            digits++;
+        }
+        if (digits && v <= (uint64_t)INT64_MAX) {
+            t->type = TK_INT;
+            t->i = (int64_t)v;
+            *pp = q;
+            return OWL_OK;
+        }
+    }
     char buf[64];
     size_t n = 0;
     bool is_float = false;
