@@ -10,10 +10,9 @@ F16/BF16 weights the file holds).
 The GGUF bytes are written here with struct/numpy (not with owl), tensor by
 tensor, so that the big benchmark presets never hold the whole model:
 
-    make_model.py --out /tmp/m --dim 64 --layers 2 --heads 4 --kv-heads 2 \
-        --ffn 96 --vocab 300 --ctx 128 --dtype f16 --arch qwen2 --tied
-    make_model.py --out /tmp/b110m --preset 110m --dtype f16
-    make_model.py --out /tmp/tiny --preset tinyllama --dtype bf16
+    make_model.py --out /tmp/m --dim 64 --heads 4 --kv-heads 2 --dtype f16 --arch qwen2 --tied
+    make_model.py --out /tmp/b110m --preset 110m --dtype f16     # stories110M's shape, tied
+    make_model.py --out /tmp/tiny --preset tinyllama --dtype bf16 # TinyLlama 1.1B's shape
 
 Options that break the file on purpose (for bad-input tests):
 --arch-name NAME (general.architecture and key prefix), --drop TENSOR,
