@@ -75,6 +75,13 @@ for m in Q8_0 Q4_0 Q4_K_M; do
     grep -q "$m" "$TMP/q_$m.err" || fail "$m: no summary: $(cat "$TMP/q_$m.err")"
 done
 
+# a Hugging Face directory in: the same file as from its F32 conversion
+if owl_ok q_hf quantize "$WP/hf" "$TMP/hf-Q4_K_M.gguf" --type Q4_K_M; then
+    cmp -s "$TMP/hf-Q4_K_M.gguf" "$TMP/owl-Q4_K_M.gguf" && echo "ok: HF directory in: same file" ||
+        fail "quantizing the HF directory differs from quantizing its F32 conversion"
+    [ -z "$(ls "$TMP" | grep '\.f32\.')" ] || fail "HF directory in: temporary F32 file left: $(ls "$TMP")"
+fi
+
 # 2. perplexity and KL. Windows of 128 tokens, 6 of them: 378 scored tokens.
 PPL_ARGS=(-f "$TMP/valid.txt" --ctx 128 --chunks 6 -t 2)
 if owl_ok ppl_q8 perplexity "$WP/wp-Q8_0.gguf" "${PPL_ARGS[@]}"; then
@@ -121,6 +128,14 @@ nothing_left "$TMP/out" "quantize errors"
 rc=$?
 if [ $rc = 1 ] && grep -q "full.gguf" "$TMP/full.err"; then echo "ok: disk full: $(cat "$TMP/full.err")"; else fail "disk full: status $rc: $(cat "$TMP/full.err")"; fi
 nothing_left "$TMP/out" "disk full"
+(
+    ulimit -f 1024
+    trap '' XFSZ
+    exec "$OWL_BIN" quantize "$WP/hf" "$TMP/out/full.gguf" --type Q8_0 > "$TMP/full.out" 2> "$TMP/full.err"
+)
+rc=$?
+if [ $rc = 1 ] && grep -q "too large" "$TMP/full.err"; then echo "ok: disk full, HF in: $(cat "$TMP/full.err")"; else fail "disk full, HF in: status $rc: $(cat "$TMP/full.err")"; fi
+nothing_left "$TMP/out" "disk full, HF in"
 # requantizing when allowed: Q8_0 -> Q4_0 gives a working file
 if owl_ok requant_ok quantize "$WP/wp-Q8_0.gguf" "$TMP/out/rq.gguf" --type Q4_0 --allow-requantize; then
     owl_ok rq_ppl perplexity "$TMP/out/rq.gguf" -f "$TMP/valid.txt" --ctx 64 --chunks 2 -t 2 && echo "ok: requantized file runs"

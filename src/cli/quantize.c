@@ -15,8 +15,9 @@ static void quantize_help(FILE *f) {
     fprintf(f,
             "usage: owl quantize IN OUT --type TYPE [options]\n"
             "\n"
-            "Quantizes the model IN (a GGUF file with F32, F16 or BF16 weights) into the\n"
-            "GGUF file OUT. TYPE is one of llama.cpp's mixes, which keep more bits where\n"
+            "Quantizes the model IN (a GGUF file with F32, F16 or BF16 weights, or a\n"
+            "Hugging Face directory, converted as 'owl convert' does) into the GGUF file\n"
+            "OUT. TYPE is one of llama.cpp's mixes, which keep more bits where\n"
             "they matter (Q4_K_M: attn_v and ffn_down of some layers in Q6_K, the output\n"
             "matrix in Q6_K), or a pure block type (Q3_K, Q4_K, Q5_K: every matrix), or\n"
             "F32 / F16 / BF16. Norms and other 1-D tensors stay F32. Types:\n"
@@ -97,11 +98,39 @@ int cli_quantize(int argc, char **argv) {
     free(dir_copy);
     owl_set_threads(threads);
 
+    /* A Hugging Face directory goes through owl convert's path (names, keys,
+     * Q/K permutation) into an F32 GGUF beside OUT, which is mapped and then
+     * unlinked at once (the mapping outlives the name). */
+    char *tmp = NULL;
+    if (owl_is_dir(in)) {
+        size_t n = strlen(out) + 32;
+        tmp = malloc(n);
+        if (!tmp) return cli_error(CMD, "out of memory");
+        snprintf(tmp, n, "%s.f32.XXXXXX", out);
+        int fd = mkstemp(tmp);
+        if (fd < 0) {
+            int rc = cli_error(CMD, "cannot write %s: %s", tmp, strerror(errno));
+            free(tmp);
+            return rc;
+        }
+        close(fd);
+        if (owl_hf_convert(in, tmp, OWL_F32) != OWL_OK) {
+            int rc = cli_error(CMD, "%s", owl_last_error());
+            unlink(tmp);
+            free(tmp);
+            return rc;
+        }
+    }
     owl_weights ws;
-    owl_status st = owl_weights_open(in, NULL, &ws);
+    owl_status st = owl_weights_open(tmp ? tmp : in, NULL, &ws);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
     if (st != OWL_OK) return cli_error(CMD, "%s", owl_last_error());
     if (strcmp(ws.format, "gguf") != 0) {
-        int rc = cli_error(CMD, "%s: %s input is not supported yet (give a GGUF file)", in, ws.format);
+        int rc = cli_error(CMD, "%s: %s input is not supported (give a GGUF file or a Hugging Face directory)", in,
+                           ws.format);
         owl_weights_free(&ws);
         return rc;
     }
