@@ -390,7 +390,7 @@ int main(void) {
     MODEL("f32_llama_mha_untied", 1e-4, 2, 2, false, "%d --dtype f32 --arch llama --dim 256 --heads 2 --ffn 96 --vocab 300", 11);
     MODEL("f32_qwen2_gqa_tied", 1e-4, 4, 2, true, "%d --dtype f32 --arch qwen2 --dim 256 --heads 4 --kv-heads 2 --ffn 160 --vocab 320 --tied", 12);
     owl_set_threads(1);
-    MODEL("f16_llama_gqa_tied", 1e-2, 4, 1, true, "%d --dtype f16 --arch llama --dim 64 --heads 4 --kv-heads 1 --ffn 96 --vocab 300 --tied --rope-freqs", 13);
+    MODEL("f16_llama_gqa_tied", 1e-2, 4, 1, true, "%d --dtype f16 --arch llama --dim 64 --heads 4 --kv-heads 1 --ffn 96 --vocab 300 --tied --rope-freqs --bias", 13);
     MODEL("f16_qwen2_mha_untied", 1e-2, 6, 6, false, "%d --dtype f16 --norm-dtype f16 --arch qwen2 --dim 96 --heads 6 --ffn 128 --vocab 400", 14);
     MODEL("bf16_llama_gqa_untied", 1e-2, 8, 4, false, "%d --dtype bf16 --norm-dtype bf16 --arch llama --dim 128 --heads 8 --kv-heads 4 --ffn 192 --vocab 512 --rope-base 50000 --rope-linear 4", 15);
     /* this one on the portable paths (tensor kernels and attention) */
@@ -405,6 +405,8 @@ int main(void) {
                     "blk.0.attn_k.weight", "expected [64, 32]");
     check_bad_model("bad_norm_shape", "--no-ref --bad-shape output_norm.weight", OWL_ERR_FORMAT, "output_norm.weight",
                     "expected [64]");
+    check_bad_model("bad_bias_shape", "--no-ref --arch qwen2 --bad-shape blk.1.attn_v.bias", OWL_ERR_FORMAT,
+                    "blk.1.attn_v.bias", "expected [64]");
     check_bad_model("bad_embd_missing", "--no-ref --drop token_embd.weight", OWL_ERR_FORMAT, "token_embd.weight", NULL);
     check_bad_model("bad_kv_heads", "--no-ref --set llama.attention.head_count_kv=u32:3", OWL_ERR_FORMAT,
                     "head_count_kv 3", NULL);

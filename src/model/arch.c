@@ -7,8 +7,9 @@
 
 static const owl_arch archs[] = {
     /* GGUF "llama": llama.cpp's converter permutes Q/K so RoPE rotates
-     * adjacent pairs (2i, 2i+1). No biases. output.weight may be absent. */
-    {.name = "llama", .rope_neox = false, .qkv_bias = false, .tied_ok = true,
+     * adjacent pairs (2i, 2i+1). Q/K/V biases are rare but allowed (used if
+     * present); output.weight may be absent. */
+    {.name = "llama", .rope_neox = false, .qkv_bias = true, .tied_ok = true,
      .norm = OWL_NORM_RMS, .act = OWL_ACT_SWIGLU},
     /* GGUF "qwen2": Hugging Face rotate_half layout (NeoX halves), biases on
      * the Q, K and V projections, tied head in the small models. */

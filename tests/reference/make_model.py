@@ -106,7 +106,7 @@ def tensor_plan(a):
                  (p + "attn_q.weight", (qd, dim), big, "mat"),
                  (p + "attn_k.weight", (kvd, dim), big, "mat"),
                  (p + "attn_v.weight", (kvd, dim), big, "mat")]
-        if a.arch == "qwen2":
+        if a.arch == "qwen2" or a.bias:
             plan += [(p + "attn_q.bias", (qd,), GGML_F32, "bias"),
                      (p + "attn_k.bias", (kvd,), GGML_F32, "bias"),
                      (p + "attn_v.bias", (kvd,), GGML_F32, "bias")]
@@ -223,6 +223,7 @@ def main():
     ap.add_argument("--tied", action="store_true", help="no output.weight: the embedding is the output head")
     ap.add_argument("--arch", choices=["llama", "qwen2"], default="llama")
     ap.add_argument("--rope-base", type=float, default=None, help="default: key absent (llama), 1e6 (qwen2)")
+    ap.add_argument("--bias", action="store_true", help="Q/K/V biases (always with --arch qwen2)")
     ap.add_argument("--rope-freqs", action="store_true", help="add rope_freqs.weight (frequency divisors)")
     ap.add_argument("--rope-linear", type=float, default=None, help="linear RoPE scaling factor")
     ap.add_argument("--eps", type=float, default=1e-5)
