@@ -24,20 +24,21 @@ static float *alloc_floats(uint64_t n, uint64_t m, owl_status *st) {
     return p;
 }
 
-/* The KV cache: anonymous mapping, so that only the positions used ever
- * take memory (a long training context costs nothing until it fills). */
+/* The KV cache and the attention scratch: anonymous mappings, so that only
+ * the positions used ever take memory (a long training context costs
+ * nothing until it fills). */
 static float *map_floats(uint64_t n, uint64_t m, size_t *bytes_out, owl_status *st) {
     uint64_t elems, bytes;
     if (*st) return NULL;
     if (!owl_mul_ok(n, m, &elems) || !owl_mul_ok(elems, sizeof(float), &bytes) || bytes > SIZE_MAX / 2) {
-        *st = owl_errorf(OWL_ERR_NOMEM, "KV cache of %llu x %llu floats is too large", (unsigned long long)n,
+        *st = owl_errorf(OWL_ERR_NOMEM, "context buffer of %llu x %llu floats is too large", (unsigned long long)n,
                          (unsigned long long)m);
         return NULL;
     }
     if (bytes == 0) bytes = 64;
     void *p = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-        *st = owl_errorf(OWL_ERR_NOMEM, "out of memory for a KV cache of %llu bytes", (unsigned long long)bytes);
+        *st = owl_errorf(OWL_ERR_NOMEM, "out of memory for a context buffer of %llu bytes", (unsigned long long)bytes);
         return NULL;
     }
     *bytes_out = (size_t)bytes;
@@ -75,7 +76,8 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     c->att = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
     c->gate = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
     c->up = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
-    c->scores = alloc_floats((uint64_t)nt, (uint64_t)owl_model_attention_scratch(n_ctx, hp->head_dim), &st);
+    c->scores = map_floats((uint64_t)nt, (uint64_t)owl_model_attention_scratch(n_ctx, hp->head_dim),
+                           &c->scores_bytes, &st);
     c->rope_cs = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
     c->rope_inv = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
     if (!c->rope_inv && !st) st = OWL_ERR_NOMEM;
@@ -103,7 +105,7 @@ void owl_ctx_free(owl_ctx *c) {
     free(c->att);
     free(c->gate);
     free(c->up);
-    free(c->scores);
+    if (c->scores) munmap(c->scores, c->scores_bytes);
     free(c->rope_cs);
     free(c->rope_inv);
     free(c->logits);

@@ -83,7 +83,8 @@ struct owl_ctx {
     float *att;         /* n_ub x q_dim: attention output */
     float *o;           /* n_ub x dim: projection out */
     float *gate, *up;   /* n_ub x ffn_dim */
-    float *scores;      /* n_score_threads x owl_model_attention_scratch() */
+    float *scores;      /* n_score_threads x owl_model_attention_scratch() (mapped) */
+    size_t scores_bytes;
     double *rope_inv;   /* n_rot/2 inverse frequencies */
     float *rope_cs;     /* n_ub x n_rot/2 x (cos, sin) of the micro-batch's positions */
     int n_score_threads;
