@@ -117,6 +117,15 @@ owl_fails no_type 2 "no --type" quantize "$F32" "$TMP/out/x.gguf"
 owl_fails requant 1 "already quantized.*--allow-requantize" quantize "$WP/wp-Q8_0.gguf" "$TMP/out/x.gguf" --type Q4_0
 owl_fails unwritable 1 "cannot write .*no/such/dir/x.gguf: folder .*out/no/such/dir: No such file" quantize "$F32" "$TMP/out/no/such/dir/x.gguf" --type Q8_0
 owl_fails missing_in 1 "nope.gguf" quantize "$TMP/nope.gguf" "$TMP/out/x.gguf" --type Q8_0
+# rows of 48 values (a random model made by make_model.py): no 32-blocks
+if "$PY" "$SRC/tests/reference/make_model.py" --out "$TMP/r48" --dim 48 --heads 4 --ffn 96 --no-ref > /dev/null; then
+    owl_fails rows48 1 "token_embd.weight.*rows of 48 values do not divide into the 32-value blocks Q8_0" quantize "$TMP/r48.gguf" "$TMP/out/x.gguf" --type Q8_0
+    # Q4_K_M falls back: the output matrix (tied) to Q8_0 cannot either
+    owl_fails rows48_k 1 "output.weight.*rows of 48 .*Q4_K_M" quantize "$TMP/r48.gguf" "$TMP/out/x.gguf" --type Q4_K_M
+    owl_ok rows48_f16 quantize "$TMP/r48.gguf" "$TMP/out/f16.gguf" --type F16 && rm -f "$TMP/out/f16.gguf"
+else
+    fail "make_model.py failed"
+fi
 nothing_left "$TMP/out" "quantize errors"
 # disk full: files may not grow past 1 MB (the Q8_0 file is 12.8 MB); SIGXFSZ
 # ignored so that write() fails with EFBIG instead of killing the process

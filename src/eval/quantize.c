@@ -87,8 +87,9 @@ owl_status owl_eval_quantize(const owl_weights *ws, const char *out_path, const 
         outw[i] = *w;
         if (t == OWL_DTYPE_COUNT) {
             st = owl_errorf(OWL_ERR_UNSUPPORTED,
-                            "%s: tensor '%s': rows of %lld values do not divide into %s blocks of %d", ws->path,
-                            w->name, (long long)w->ne[0], owl_dtype_name(mix->base), owl_dtype_get(mix->base)->block);
+                            "%s: tensor '%s': rows of %lld values do not divide into the 32-value blocks %s "
+                            "needs for it (no fallback type)",
+                            ws->path, w->name, (long long)w->ne[0], mix->name);
             goto done;
         }
         if (t != w->dtype) {
