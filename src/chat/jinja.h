@@ -36,7 +36,7 @@ typedef struct jmethod jmethod;
 typedef struct jval {
     uint8_t t;
     uint8_t tuple; /* JV_LIST: 0 list, 1 tuple, 2 iterator (generator), 3 dict_keys,
-                      4 dict_values, 5 dict_items */
+                      4 dict_values, 5 dict_items; JV_STR: 1 Markup (from safe, escape) */
     union {
         bool b;
         int64_t i;
@@ -252,8 +252,13 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out);
 bool jinja_call_method(jstate *st, const jnode *at, jmethod *bm, const jargs *a, jval *out);
 bool jinja_call_func(jstate *st, const jnode *at, int fn, const jargs *a, jval *out);
 bool jinja_global(const char *name, jval *out);
-/* fmt % args with Python's printf-style rules. */
-bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, jval args, jval *out);
+/* fmt % args with Python's printf-style rules; markup: fmt is a Markup
+ * (arguments are escaped, the result is a Markup). */
+bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, bool markup, jval args, jval *out);
+/* Markup semantics (jinja2 with autoescape off still has them for |safe and
+ * |e): escape(v) is v for a Markup, else the HTML-escaped str(v), marked. */
+bool jinja_escape(jmem *m, jval v, jval *out);
+static inline bool jv_is_markup(jval v) { return v.t == JV_STR && v.tuple == 1; }
 /* Python-ordered comparison (<0, 0, >0); false + error when not comparable. */
 bool jinja_compare(const jnode *at, jval a, jval b, bool ignore_case, int *out);
 /* Iterates a value into a list (str -> characters, dict -> keys). */

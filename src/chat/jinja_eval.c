@@ -366,6 +366,7 @@ static bool repeat(jstate *st, const jnode *at, jval seq, int64_t times, jval *o
         if (!r) return fail_at(at);
         for (int64_t i = 0; i < times; i++) memcpy(r->s + (size_t)i * seq.u.s->len, seq.u.s->s, seq.u.s->len);
         out->t = JV_STR;
+        out->tuple = seq.tuple;
         out->u.s = r;
         return true;
     }
@@ -390,7 +391,7 @@ static const char *op_name(int op) {
 }
 
 static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out) {
-    if (op == OP_MOD && a.t == JV_STR) return jinja_printf(st, at, a.u.s, b, out);
+    if (op == OP_MOD && a.t == JV_STR) return jinja_printf(st, at, a.u.s, jv_is_markup(a), b, out);
     if (a.t == JV_UNDEF) return undefined_error(at, a);
     if (b.t == JV_UNDEF) return undefined_error(at, b);
     bool an = jv_is_num(a), bn = jv_is_num(b);
@@ -440,11 +441,15 @@ static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out
         }
     }
     if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
+        /* Markup + str (either order) escapes the str and is a Markup */
+        bool markup = jv_is_markup(a) || jv_is_markup(b);
+        if (markup && (!jinja_escape(st->mem, a, &a) || !jinja_escape(st->mem, b, &b))) return fail_at(at);
         jstr *r = jstr_new(st->mem, NULL, a.u.s->len + b.u.s->len);
         if (!r) return fail_at(at);
         memcpy(r->s, a.u.s->s, a.u.s->len);
         memcpy(r->s + a.u.s->len, b.u.s->s, b.u.s->len);
         out->t = JV_STR;
+        out->tuple = markup;
         out->u.s = r;
         return true;
     }
@@ -627,6 +632,7 @@ static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *o
     if (step == 1) {
         size_t a = ju_offset(s->s, s->len, (size_t)start), b = stop > start ? ju_offset(s->s, s->len, (size_t)stop) : a;
         *out = jv_str(st->mem, s->s + a, b - a);
+        out->tuple = obj.tuple;
         return out->t == JV_STR || fail_at(n);
     }
     /* general step: go through code point offsets */
@@ -642,6 +648,7 @@ static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *o
         ok = jbuf_add(&b, s->s + offs[i], offs[i + 1] - offs[i]);
     if (ok) *out = jv_str(st->mem, b.p ? b.p : "", b.n);
     jbuf_free(&b);
+    out->tuple = obj.tuple;
     return (ok && out->t == JV_STR) || fail_at(n);
 }
 

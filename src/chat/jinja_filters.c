@@ -56,11 +56,12 @@ static bool attr_get(jstate *st, const jnode *at, jval item, const jstr *attr, j
     return true;
 }
 
+/* str(v); a Markup stays one (jinja2's soft_str). */
 static bool to_str_val(jstate *st, jval v, jval *out) {
     jstr *s;
     if (!jv_to_str(st->mem, v, &s)) return false;
     out->t = JV_STR;
-    out->tuple = 0;
+    out->tuple = jv_is_markup(v);
     out->u.s = s;
     return true;
 }
@@ -110,9 +111,13 @@ static bool sorted(jstate *st, const jnode *at, jlist *src, jval *keys, bool rev
     return true;
 }
 
-static bool html_escape(jstate *st, jval v, jval *out) {
+bool jinja_escape(jmem *m, jval v, jval *out) {
+    if (jv_is_markup(v)) {
+        *out = v;
+        return true;
+    }
     jstr *s;
-    if (!jv_to_str(st->mem, v, &s)) return false;
+    if (!jv_to_str(m, v, &s)) return false;
     jbuf b = {0};
     bool ok = true;
     for (size_t i = 0; ok && i < s->len; i++) {
@@ -125,8 +130,9 @@ static bool html_escape(jstate *st, jval v, jval *out) {
         default: ok = jbuf_addc(&b, s->s[i]);
         }
     }
-    if (ok) *out = jv_str(st->mem, b.p ? b.p : "", b.n);
+    if (ok) *out = jv_str(m, b.p ? b.p : "", b.n);
     jbuf_free(&b);
+    out->tuple = 1;
     return ok && out->t == JV_STR;
 }
 
@@ -189,6 +195,7 @@ static bool do_indent(jstate *st, const jnode *at, jval v, const jargs *a, jval 
     }
     if (ok) *out = jv_str(st->mem, b.p ? b.p : "", b.n);
     jbuf_free(&b);
+    out->tuple = jv_is_markup(v);
     return ok && out->t == JV_STR;
 }
 
@@ -473,17 +480,26 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
     if (!strcmp(name, "safe") || !strcmp(name, "string") || !strcmp(name, "upper") || !strcmp(name, "lower") ||
         !strcmp(name, "capitalize") || !strcmp(name, "title") || !strcmp(name, "e") || !strcmp(name, "escape")) {
         if (!jinja_bind(at, name, a, NULL, 0, 0, NULL, x)) return false;
-        if (name[0] == 'e') return html_escape(st, v, out);
-        if (!strcmp(name, "safe") || !strcmp(name, "string")) return to_str_val(st, v, out);
+        if (name[0] == 'e') return jinja_escape(st->mem, v, out);
+        if (!strcmp(name, "string")) return to_str_val(st, v, out);
+        if (!strcmp(name, "safe")) {
+            if (!to_str_val(st, v, out)) return false;
+            out->tuple = 1;
+            return true;
+        }
         if (!jv_to_str(st->mem, v, &s)) return false;
         int mode = name[0] == 'l' ? 0 : name[0] == 'u' ? 1 : name[0] == 'c' ? 2 : 4;
-        return jinja_str_case(st->mem, s, mode, out);
+        if (!jinja_str_case(st->mem, s, mode, out)) return false;
+        out->tuple = jv_is_markup(v);
+        return true;
     }
     if (!strcmp(name, "trim")) {
         static const char *const p[] = {"chars"};
         jval defs[1] = {jv_none()};
         if (!jinja_bind(at, name, a, p, 1, 0, defs, x) || !jv_to_str(st->mem, v, &s)) return false;
-        return jinja_str_strip(st->mem, s, x[0], 3, out);
+        if (!jinja_str_strip(st->mem, s, x[0], 3, out)) return false;
+        out->tuple = jv_is_markup(v);
+        return true;
     }
     if (!strcmp(name, "replace")) {
         static const char *const p[] = {"old", "new", "count"};
@@ -516,7 +532,7 @@ static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, co
             args.tuple = 1;
         }
         if (!jv_to_str(st->mem, v, &s)) return false;
-        return jinja_printf(st, at, s, args, out);
+        return jinja_printf(st, at, s, jv_is_markup(v), args, out);
     }
     if (!strcmp(name, "indent")) return do_indent(st, at, v, a, out);
     if (!strcmp(name, "length") || !strcmp(name, "count")) {

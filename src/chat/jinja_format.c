@@ -21,7 +21,7 @@ static bool add_padded(jbuf *b, const char *s, size_t n, long width, bool left, 
     return true;
 }
 
-bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, jval args, jval *out) {
+bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, bool markup, jval args, jval *out) {
     /* Python: a tuple gives the arguments; anything else is one argument,
      * and a subscriptable one (dict, list) may also be used by %(key)s and
      * need not be converted at all */
@@ -92,6 +92,13 @@ bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, jval args, jval 
         case 's': case 'r': {
             jbuf t = {0};
             ok = conv == 's' ? jv_write_str(&t, arg) : jv_write_repr(&t, arg);
+            if (ok && markup) { /* Markup % x escapes x */
+                jval piece = jv_str(st->mem, t.p ? t.p : "", t.n), esc;
+                if (conv == 's' && jv_is_markup(arg)) piece.tuple = 1;
+                ok = piece.t == JV_STR && jinja_escape(st->mem, piece, &esc);
+                jbuf_free(&t);
+                ok = ok && jbuf_add(&t, esc.u.s->s, esc.u.s->len);
+            }
             size_t n = t.n;
             if (ok && prec >= 0) n = ju_offset(t.p ? t.p : "", t.n, (size_t)prec);
             ok = ok && add_padded(&b, t.p ? t.p : "", n, width, left, ' ');
@@ -170,5 +177,6 @@ bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, jval args, jval 
     }
     if (ok) *out = jv_str(st->mem, b.p ? b.p : "", b.n);
     jbuf_free(&b);
+    out->tuple = markup;
     return (ok && out->t == JV_STR) || jerr(at, "%s", owl_last_error());
 }

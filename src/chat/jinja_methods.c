@@ -139,6 +139,7 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out) {
         size_t off = ju_offset(obj.u.s->s, obj.u.s->len, (size_t)i), adv;
         ju_decode(obj.u.s->s + off, obj.u.s->len - off, &adv);
         *out = jv_str(st->mem, obj.u.s->s + off, adv);
+        out->tuple = obj.tuple; /* a Markup's characters are Markups */
         return out->t == JV_STR;
     }
     if (key.t == JV_STR) {
@@ -571,7 +572,17 @@ bool jinja_call_method(jstate *st, const jnode *at, jmethod *bm, const jargs *a,
     const char *name = bm->name;
     char what[64];
     snprintf(what, sizeof what, "%s.%s()", jv_type_name(self), name);
-    if (self.t == JV_STR) return str_method(st, at, self.u.s, name, a, out);
+    if (self.t == JV_STR) {
+        if (!str_method(st, at, self.u.s, name, a, out)) return false;
+        /* Markup's strip and case methods give a Markup */
+        if (jv_is_markup(self) && out->t == JV_STR &&
+            (strstr(name, "strip") || !strcmp(name, "upper") || !strcmp(name, "lower") || !strcmp(name, "title") ||
+             !strcmp(name, "capitalize")))
+            out->tuple = 1;
+        if (jv_is_markup(self) && out->t == JV_LIST && strstr(name, "split"))
+            for (size_t i = 0; i < out->u.l->n; i++) out->u.l->v[i].tuple = 1;
+        return true;
+    }
     if (self.t == JV_DICT) {
         const jdict *d = self.u.d;
         if (!strcmp(name, "get")) {

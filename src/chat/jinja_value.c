@@ -228,6 +228,7 @@ const char *jv_type_name(jval v) {
                                   "builtin_function_or_method"};
     static const char *seq_names[] = {"list", "tuple", "generator", "dict_keys", "dict_values", "dict_items"};
     if (v.t == JV_LIST && v.tuple < 6) return seq_names[v.tuple];
+    if (v.t == JV_STR && v.tuple == 1) return "Markup";
     return v.t < sizeof names / sizeof *names ? names[v.t] : "object";
 }
 
@@ -486,7 +487,10 @@ static bool write_common(jbuf *b, jval v, bool repr) {
     case JV_BOOL: return v.u.b ? jbuf_add(b, "True", 4) : jbuf_add(b, "False", 5);
     case JV_INT: return jbuf_addf(b, "%lld", (long long)v.u.i);
     case JV_FLOAT: jv_float_repr(v.u.f, tmp); return jbuf_add(b, tmp, strlen(tmp));
-    case JV_STR: return repr ? write_str_repr(b, v.u.s) : jbuf_add(b, v.u.s->s, v.u.s->len);
+    case JV_STR:
+        if (!repr) return jbuf_add(b, v.u.s->s, v.u.s->len);
+        if (v.tuple == 1) return jbuf_add(b, "Markup(", 7) && write_str_repr(b, v.u.s) && jbuf_addc(b, ')');
+        return write_str_repr(b, v.u.s);
     case JV_LIST:
         if (v.tuple == 2) {
             owl_errorf(OWL_ERR_UNSUPPORTED, "printing a generator (the result of map, select, items, reverse...) is not supported; add |list");
