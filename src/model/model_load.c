@@ -290,7 +290,7 @@ owl_status owl_model_load(const char *path, const owl_model_params *params, owl_
                 owl_meta_find(&m->weights.meta, "tokenizer.ggml.model"))) {
         st = owl_tokenizer_from_meta(&m->weights.meta, &m->tok);
         if (st) st = owl_error_prefix(st, "%s: tokenizer", path);
-    } else if (!st && strcmp(m->weights.format, "hf") == 0 && owl_is_dir(path)) {
+    } else if (!st && m->weights.format && strcmp(m->weights.format, "hf") == 0 && owl_is_dir(path)) {
         /* a Hugging Face directory whose tokenizer.json has no GGUF form
          * (SentencePiece-style BPE without tokenizer.model): load it as is */
         char tj[4096];
