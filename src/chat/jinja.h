@@ -220,6 +220,8 @@ typedef struct jstate {
  * "return jerr(node, ...)". */
 bool jerr(const jnode *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool jerr_again(const char *text);
+/* A failure reported without a position gets at's; returns false. */
+bool jinja_fail_at(const jnode *at);
 void jinja_reset_error(void);
 
 bool jinja_exec_body(jstate *st, jscope *sc, const jnodes *body, int *ctl);
@@ -259,6 +261,10 @@ bool jinja_printf(jstate *st, const jnode *at, const jstr *fmt, bool markup, jva
  * |e): escape(v) is v for a Markup, else the HTML-escaped str(v), marked. */
 bool jinja_escape(jmem *m, jval v, jval *out);
 static inline bool jv_is_markup(jval v) { return v.t == JV_STR && v.tuple == 1; }
+/* Operators (jinja_ops.c): a op b for + - * / // % **; == != < <= > >= in
+ * and not in. */
+bool jinja_arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out);
+bool jinja_compare_op(jstate *st, const jnode *at, int op, jval a, jval b, bool *out);
 /* Python-ordered comparison (<0, 0, >0); false + error when not comparable. */
 bool jinja_compare(const jnode *at, jval a, jval b, bool ignore_case, int *out);
 /* Iterates a value into a list (str -> characters, dict -> keys). */

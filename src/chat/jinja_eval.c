@@ -25,7 +25,7 @@ bool jerr(const jnode *at, const char *fmt, ...) {
 }
 
 /* A failure reported below without a position gets the node's. */
-static bool fail_at(const jnode *at) {
+bool jinja_fail_at(const jnode *at) {
     if (!err_has_pos) {
         owl_error_prefix(OWL_ERR_FORMAT, "template:%d:%d", at->line, at->col);
         err_has_pos = true;
@@ -92,17 +92,17 @@ bool jinja_bind_undef(jstate *st, jscope *sc, const char **names, size_t n) {
 
 static bool emit(jstate *st, const jnode *at, jval v) {
     if (v.t == JV_STR) {
-        if (!jbuf_add(st->out, v.u.s->s, v.u.s->len)) return fail_at(at);
+        if (!jbuf_add(st->out, v.u.s->s, v.u.s->len)) return jinja_fail_at(at);
         return true;
     }
-    if (!jv_write_str(st->out, v)) return fail_at(at);
+    if (!jv_write_str(st->out, v)) return jinja_fail_at(at);
     return true;
 }
 
 /* ---- unpacking ---- */
 
 static bool bind_targets(jstate *st, jscope *sc, const jnode *at, const char **names, size_t n, jval v) {
-    if (n == 1) return scope_set(st, sc, names[0], v) || fail_at(at);
+    if (n == 1) return scope_set(st, sc, names[0], v) || jinja_fail_at(at);
     jlist *items;
     if (v.t == JV_LIST) items = v.u.l;
     else if (v.t == JV_STR || v.t == JV_DICT) {
@@ -113,7 +113,7 @@ static bool bind_targets(jstate *st, jscope *sc, const jnode *at, const char **n
     if (items->n != n)
         return jerr(at, "cannot unpack %zu values into %zu names", items->n, n);
     for (size_t i = 0; i < n; i++)
-        if (!scope_set(st, sc, names[i], items->v[i])) return fail_at(at);
+        if (!scope_set(st, sc, names[i], items->v[i])) return jinja_fail_at(at);
     return true;
 }
 
@@ -153,12 +153,12 @@ static bool exec_for(jstate *st, jscope *sc, const jnode *n, int *ctl) {
     jlist *items;
     if (seq.t == JV_UNDEF) items = jlist_new(st->mem, 0);
     else if (!jinja_iter(st, n->a, seq, &items)) return false;
-    if (!items) return fail_at(n);
+    if (!items) return jinja_fail_at(n);
     jscope *it = scope_new(st, sc);
-    if (!it) return fail_at(n);
+    if (!it) return jinja_fail_at(n);
     if (n->b) { /* for x in xs if cond: filter first, loop over what is left */
         jlist *kept = jlist_new(st->mem, items->n);
-        if (!kept) return fail_at(n);
+        if (!kept) return jinja_fail_at(n);
         for (size_t i = 0; i < items->n; i++) {
             if (++st->iterations > OWL_TEMPLATE_MAX_ITERATIONS)
                 return jerr(n, "more than %d loop iterations", OWL_TEMPLATE_MAX_ITERATIONS);
@@ -171,7 +171,7 @@ static bool exec_for(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         items = kept;
     }
     jloop *lp = jmem_alloc(st->mem, sizeof *lp);
-    if (!lp) return fail_at(n);
+    if (!lp) return jinja_fail_at(n);
     lp->length = (int64_t)items->n;
     lp->items = items;
     lp->depth0 = 0; /* depth counts recursive loops only, which are not supported */
@@ -183,16 +183,16 @@ static bool exec_for(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         lp->index0 = (int64_t)i;
         /* a fresh scope per iteration: sets inside do not survive it */
         it->n = 0;
-        if (!jinja_bind_undef(st, it, n->undef, n->n_undef)) return fail_at(n);
+        if (!jinja_bind_undef(st, it, n->undef, n->n_undef)) return jinja_fail_at(n);
         if (!bind_targets(st, it, n, n->names, n->n_names, items->v[i])) return false;
-        if (!scope_set(st, it, "loop", lv)) return fail_at(n);
+        if (!scope_set(st, it, "loop", lv)) return jinja_fail_at(n);
         int c = CTL_NONE;
         if (!jinja_exec_body(st, it, &n->list, &c)) return false;
         if (c == CTL_BREAK) break;
     }
     if (items->n == 0 && n->list2.n) { /* the else block is a scope of its own */
         jscope *es = scope_new(st, sc);
-        if (!es || !jinja_bind_undef(st, es, n->undef2, n->n_undef2)) return fail_at(n);
+        if (!es || !jinja_bind_undef(st, es, n->undef2, n->n_undef2)) return jinja_fail_at(n);
         return jinja_exec_body(st, es, &n->list2, ctl);
     }
     return true;
@@ -202,7 +202,7 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
     jval v;
     switch (n->kind) {
     case N_TEXT:
-        if (!jbuf_add(st->out, n->val.u.s->s, n->val.u.s->len)) return fail_at(n);
+        if (!jbuf_add(st->out, n->val.u.s->s, n->val.u.s->len)) return jinja_fail_at(n);
         return true;
     case N_PRINT:
         return jinja_eval(st, sc, n->a, &v) && emit(st, n, v);
@@ -219,27 +219,27 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
                 return jerr(n, "can only assign attributes of a namespace(), '%s' is %s", n->names[0],
                             ns ? jv_type_name(*ns) : "undefined");
             jval k = jv_cstr(st->mem, n->attr);
-            if (k.t != JV_STR || !jdict_set(st->mem, ns->u.d, k, v)) return fail_at(n);
+            if (k.t != JV_STR || !jdict_set(st->mem, ns->u.d, k, v)) return jinja_fail_at(n);
             return true;
         }
         return bind_targets(st, sc, n, n->names, n->n_names, v);
     case N_SETBLOCK: {
         jscope *inner = scope_new(st, sc);
-        if (!inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return fail_at(n);
+        if (!inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return jinja_fail_at(n);
         if (!render_to_value(st, inner, &n->list, &v)) return false;
         if (n->b && !apply_filters(st, sc, n->b, v, &v)) return false;
         if (n->attr) {
             jval *ns = scope_find(sc, n->names[0]);
             if (!ns || ns->t != JV_NS) return jerr(n, "can only assign attributes of a namespace()");
             jval k = jv_cstr(st->mem, n->attr);
-            if (k.t != JV_STR || !jdict_set(st->mem, ns->u.d, k, v)) return fail_at(n);
+            if (k.t != JV_STR || !jdict_set(st->mem, ns->u.d, k, v)) return jinja_fail_at(n);
             return true;
         }
-        return scope_set(st, sc, n->names[0], v) || fail_at(n);
+        return scope_set(st, sc, n->names[0], v) || jinja_fail_at(n);
     }
     case N_FILTERBLOCK: {
         jscope *inner = scope_new(st, sc);
-        if (!inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return fail_at(n);
+        if (!inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return jinja_fail_at(n);
         if (!render_to_value(st, inner, &n->list, &v)) return false;
         if (n->b && !apply_filters(st, sc, n->b, v, &v)) return false;
         return emit(st, n, v);
@@ -248,21 +248,21 @@ static bool exec_stmt(jstate *st, jscope *sc, const jnode *n, int *ctl) {
         /* values are evaluated outside, then bound in a scope of their own */
         jval *vals = jmem_alloc(st->mem, (n->n_names + 1) * sizeof *vals);
         jscope *inner = scope_new(st, sc);
-        if (!vals || !inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return fail_at(n);
+        if (!vals || !inner || !jinja_bind_undef(st, inner, n->undef, n->n_undef)) return jinja_fail_at(n);
         for (size_t i = 0; i < n->n_names; i++)
             if (!jinja_eval(st, sc, n->list2.v[i], &vals[i])) return false;
         for (size_t i = 0; i < n->n_names; i++)
-            if (!scope_set(st, inner, n->names[i], vals[i])) return fail_at(n);
+            if (!scope_set(st, inner, n->names[i], vals[i])) return jinja_fail_at(n);
         return jinja_exec_body(st, inner, &n->list, ctl);
     }
     case N_MACRO: {
         jmacro *m = jmem_alloc(st->mem, sizeof *m);
-        if (!m) return fail_at(n);
+        if (!m) return jinja_fail_at(n);
         m->node = n;
         m->scope = sc;
         jval mv = {.t = JV_MACRO};
         mv.u.m = m;
-        return scope_set(st, sc, n->name, mv) || fail_at(n);
+        return scope_set(st, sc, n->name, mv) || jinja_fail_at(n);
     }
     case N_BREAK: *ctl = CTL_BREAK; return true;
     case N_CONTINUE: *ctl = CTL_CONTINUE; return true;
@@ -279,7 +279,7 @@ bool jinja_call_macro(jstate *st, const jnode *at, jmacro *m, const jval *args, 
     if (nargs > mn->n_names)
         return jerr(at, "macro '%s' takes not more than %zu argument(s)", mn->name, mn->n_names);
     jscope *sc = scope_new(st, m->scope);
-    if (!sc || !jinja_bind_undef(st, sc, mn->undef, mn->n_undef)) return fail_at(at);
+    if (!sc || !jinja_bind_undef(st, sc, mn->undef, mn->n_undef)) return jinja_fail_at(at);
     size_t first_def = mn->n_names - mn->list2.n;
     for (size_t k = 0; k < nkw; k++) {
         size_t j;
@@ -308,7 +308,7 @@ bool jinja_call_macro(jstate *st, const jnode *at, jmacro *m, const jval *args, 
             if (hint) sprintf(hint, "parameter '%s' was not provided", mn->names[j]);
             v = jv_undef(hint);
         }
-        ok = ok && (scope_set(st, sc, mn->names[j], v) || fail_at(at));
+        ok = ok && (scope_set(st, sc, mn->names[j], v) || jinja_fail_at(at));
     }
     ok = ok && render_to_value(st, sc, &mn->list, out);
     st->depth--;
@@ -321,247 +321,15 @@ static bool undefined_error(const jnode *at, jval v) {
     return jerr(at, "%s", v.u.hint ? v.u.hint : "value is undefined");
 }
 
-static bool py_floordiv(const jnode *at, int64_t a, int64_t b, int64_t *q, int64_t *r) {
-    if (b == 0) return jerr(at, "integer division or modulo by zero");
-    if (a == INT64_MIN && b == -1) return jerr(at, "integer overflow");
-    int64_t d = a / b, m = a % b;
-    if (m != 0 && ((m < 0) != (b < 0))) {
-        d--;
-        m += b;
-    }
-    *q = d;
-    *r = m;
-    return true;
-}
-
-static void py_float_divmod(double a, double b, double *fd, double *md) {
-    double mod = fmod(a, b);
-    double div = (a - mod) / b;
-    if (mod != 0) {
-        if ((b < 0) != (mod < 0)) {
-            mod += b;
-            div -= 1.0;
-        }
-    } else {
-        mod = copysign(0.0, b);
-    }
-    double floordiv;
-    if (div != 0) {
-        floordiv = floor(div);
-        if (div - floordiv > 0.5) floordiv += 1.0;
-    } else {
-        floordiv = copysign(0.0, a / b);
-    }
-    *fd = floordiv;
-    *md = mod;
-}
-
-static bool repeat(jstate *st, const jnode *at, jval seq, int64_t times, jval *out) {
-    if (times < 0) times = 0;
-    if (seq.t == JV_STR) {
-        uint64_t total;
-        if (!owl_mul_ok(seq.u.s->len, (uint64_t)times, &total) || total > OWL_TEMPLATE_MAX_OUTPUT)
-            return jerr(at, "string repetition result over %u bytes", OWL_TEMPLATE_MAX_OUTPUT);
-        jstr *r = jstr_new(st->mem, NULL, (size_t)total);
-        if (!r) return fail_at(at);
-        for (int64_t i = 0; i < times; i++) memcpy(r->s + (size_t)i * seq.u.s->len, seq.u.s->s, seq.u.s->len);
-        out->t = JV_STR;
-        out->tuple = seq.tuple;
-        out->u.s = r;
-        return true;
-    }
-    uint64_t total;
-    if (!owl_mul_ok(seq.u.l->n, (uint64_t)times, &total) || total > OWL_TEMPLATE_MAX_RANGE * 10ull)
-        return jerr(at, "list repetition result too long");
-    jlist *l = jlist_new(st->mem, (size_t)total);
-    if (!l) return fail_at(at);
-    for (int64_t i = 0; i < times; i++)
-        for (size_t j = 0; j < seq.u.l->n; j++) l->v[l->n++] = seq.u.l->v[j];
-    *out = jv_list(l);
-    out->tuple = seq.tuple;
-    return true;
-}
-
-static const char *op_name(int op) {
-    switch (op) {
-    case OP_ADD: return "+"; case OP_SUB: return "-"; case OP_MUL: return "*"; case OP_DIV: return "/";
-    case OP_FLOORDIV: return "//"; case OP_MOD: return "%"; case OP_POW: return "**";
-    default: return "?";
-    }
-}
-
-static bool arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out) {
-    if (op == OP_MOD && a.t == JV_STR) return jinja_printf(st, at, a.u.s, jv_is_markup(a), b, out);
-    if (a.t == JV_UNDEF) return undefined_error(at, a);
-    if (b.t == JV_UNDEF) return undefined_error(at, b);
-    bool an = jv_is_num(a), bn = jv_is_num(b);
-    if (an && bn) {
-        if (a.t != JV_FLOAT && b.t != JV_FLOAT) {
-            int64_t x = a.t == JV_BOOL ? a.u.b : a.u.i, y = b.t == JV_BOOL ? b.u.b : b.u.i, r, q;
-            switch (op) {
-            case OP_ADD: if (__builtin_add_overflow(x, y, &r)) return jerr(at, "integer overflow"); *out = jv_int(r); return true;
-            case OP_SUB: if (__builtin_sub_overflow(x, y, &r)) return jerr(at, "integer overflow"); *out = jv_int(r); return true;
-            case OP_MUL: if (__builtin_mul_overflow(x, y, &r)) return jerr(at, "integer overflow"); *out = jv_int(r); return true;
-            case OP_DIV: if (y == 0) return jerr(at, "division by zero"); *out = jv_float((double)x / (double)y); return true;
-            case OP_FLOORDIV: if (!py_floordiv(at, x, y, &q, &r)) return false; *out = jv_int(q); return true;
-            case OP_MOD: if (!py_floordiv(at, x, y, &q, &r)) return false; *out = jv_int(r); return true;
-            case OP_POW:
-                if (y < 0) {
-                    if (x == 0) return jerr(at, "0 cannot be raised to a negative power");
-                    *out = jv_float(pow((double)x, (double)y));
-                    return true;
-                }
-                r = 1;
-                for (int64_t base = x, e = y; e; ) {
-                    if ((e & 1) && __builtin_mul_overflow(r, base, &r)) return jerr(at, "integer overflow");
-                    e >>= 1;
-                    if (e && __builtin_mul_overflow(base, base, &base)) return jerr(at, "integer overflow");
-                }
-                *out = jv_int(r);
-                return true;
-            }
-        }
-        double x = jv_num(a), y = jv_num(b), fd, md;
-        switch (op) {
-        case OP_ADD: *out = jv_float(x + y); return true;
-        case OP_SUB: *out = jv_float(x - y); return true;
-        case OP_MUL: *out = jv_float(x * y); return true;
-        case OP_DIV: if (y == 0) return jerr(at, "float division by zero"); *out = jv_float(x / y); return true;
-        case OP_FLOORDIV: case OP_MOD:
-            if (y == 0) return jerr(at, "float modulo by zero");
-            py_float_divmod(x, y, &fd, &md);
-            *out = jv_float(op == OP_MOD ? md : fd);
-            return true;
-        case OP_POW:
-            if (x == 0 && y < 0) return jerr(at, "0.0 cannot be raised to a negative power");
-            if (x < 0 && y != floor(y)) return jerr(at, "negative number to a fractional power is complex");
-            *out = jv_float(pow(x, y));
-            if (isinf(out->u.f) && isfinite(x) && isfinite(y)) return jerr(at, "OverflowError: Numerical result out of range");
-            return true;
-        }
-    }
-    if (op == OP_ADD && a.t == JV_STR && b.t == JV_STR) {
-        /* Markup + str (either order) escapes the str and is a Markup */
-        bool markup = jv_is_markup(a) || jv_is_markup(b);
-        if (markup && (!jinja_escape(st->mem, a, &a) || !jinja_escape(st->mem, b, &b))) return fail_at(at);
-        jstr *r = jstr_new(st->mem, NULL, a.u.s->len + b.u.s->len);
-        if (!r) return fail_at(at);
-        memcpy(r->s, a.u.s->s, a.u.s->len);
-        memcpy(r->s + a.u.s->len, b.u.s->s, b.u.s->len);
-        out->t = JV_STR;
-        out->tuple = markup;
-        out->u.s = r;
-        return true;
-    }
-    if (op == OP_ADD && a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple < 2) {
-        jlist *l = jlist_new(st->mem, a.u.l->n + b.u.l->n);
-        if (!l) return fail_at(at);
-        for (size_t i = 0; i < a.u.l->n; i++) l->v[l->n++] = a.u.l->v[i];
-        for (size_t i = 0; i < b.u.l->n; i++) l->v[l->n++] = b.u.l->v[i];
-        *out = jv_list(l);
-        out->tuple = a.tuple;
-        return true;
-    }
-    if (op == OP_MUL && (a.t == JV_STR || (a.t == JV_LIST && a.tuple < 2)) && (b.t == JV_INT || b.t == JV_BOOL))
-        return repeat(st, at, a, b.t == JV_BOOL ? b.u.b : b.u.i, out);
-    if (op == OP_MUL && (b.t == JV_STR || (b.t == JV_LIST && b.tuple < 2)) && (a.t == JV_INT || a.t == JV_BOOL))
-        return repeat(st, at, b, a.t == JV_BOOL ? a.u.b : a.u.i, out);
-    return jerr(at, "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op), jv_type_name(a), jv_type_name(b));
-}
-
-bool jinja_compare(const jnode *at, jval a, jval b, bool ignore_case, int *out) {
-    if (jv_is_num(a) && jv_is_num(b)) {
-        if (a.t != JV_FLOAT && b.t != JV_FLOAT) {
-            int64_t x = a.t == JV_BOOL ? a.u.b : a.u.i, y = b.t == JV_BOOL ? b.u.b : b.u.i;
-            *out = (x > y) - (x < y);
-        } else {
-            double x = jv_num(a), y = jv_num(b);
-            *out = (x > y) - (x < y);
-        }
-        return true;
-    }
-    if (a.t == JV_STR && b.t == JV_STR) {
-        const jstr *x = a.u.s, *y = b.u.s;
-        size_t i = 0, j = 0;
-        while (i < x->len && j < y->len) {
-            size_t ax, ay;
-            uint32_t cx = ju_decode(x->s + i, x->len - i, &ax), cy = ju_decode(y->s + j, y->len - j, &ay);
-            if (ignore_case) {
-                if (cx >= 'A' && cx <= 'Z') cx += 32;
-                if (cy >= 'A' && cy <= 'Z') cy += 32;
-            }
-            if (cx != cy) {
-                *out = cx < cy ? -1 : 1;
-                return true;
-            }
-            i += ax;
-            j += ay;
-        }
-        *out = (i < x->len) - (j < y->len);
-        return true;
-    }
-    if (a.t == JV_LIST && b.t == JV_LIST && a.tuple == b.tuple && a.tuple < 2) {
-        size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
-        for (size_t i = 0; i < n; i++) {
-            if (jv_equal(a.u.l->v[i], b.u.l->v[i])) continue;
-            return jinja_compare(at, a.u.l->v[i], b.u.l->v[i], ignore_case, out);
-        }
-        *out = (a.u.l->n > n) - (b.u.l->n > n);
-        return true;
-    }
-    if (a.t == JV_UNDEF) return undefined_error(at, a);
-    if (b.t == JV_UNDEF) return undefined_error(at, b);
-    return jerr(at, "'<' not supported between instances of '%s' and '%s'", jv_type_name(a), jv_type_name(b));
-}
-
-static bool contains(jstate *st, const jnode *at, jval item, jval seq, bool *out) {
-    (void)st;
-    switch (seq.t) {
-    case JV_STR:
-        if (item.t != JV_STR) return jerr(at, "'in <string>' requires string as left operand, not %s", jv_type_name(item));
-        *out = item.u.s->len == 0 || memmem(seq.u.s->s, seq.u.s->len, item.u.s->s, item.u.s->len) != NULL;
-        return true;
-    case JV_LIST:
-        if (seq.u.l->poison) return jerr_again(seq.u.l->poison);
-        *out = false;
-        for (size_t i = 0; i < seq.u.l->n && !*out; i++) *out = jv_equal(seq.u.l->v[i], item);
-        return true;
-    case JV_DICT: case JV_NS:
-        if ((item.t == JV_LIST && item.tuple != 1) || item.t == JV_DICT)
-            return jerr(at, "unhashable type: '%s'", jv_type_name(item));
-        *out = jdict_get(seq.u.d, item) != NULL;
-        return true;
-    case JV_UNDEF:
-        *out = false;
-        return true;
-    default:
-        return jerr(at, "argument of type '%s' is not iterable", jv_type_name(seq));
-    }
-}
-
-static bool compare_op(jstate *st, const jnode *at, int op, jval a, jval b, bool *out) {
-    int c;
-    switch (op) {
-    case OP_EQ: *out = jv_equal(a, b); return true;
-    case OP_NE: *out = !jv_equal(a, b); return true;
-    case OP_IN: return contains(st, at, a, b, out);
-    case OP_NOTIN: if (!contains(st, at, a, b, out)) return false; *out = !*out; return true;
-    default:
-        if (!jinja_compare(at, a, b, false, &c)) return false;
-        *out = op == OP_LT ? c < 0 : op == OP_LE ? c <= 0 : op == OP_GT ? c > 0 : c >= 0;
-        return true;
-    }
-}
-
 static bool eval_args(jstate *st, jscope *sc, const jnode *n, jval **pos, jval **kwv) {
     *pos = *kwv = NULL;
     if (n->list.n) {
         *pos = jmem_alloc(st->mem, n->list.n * sizeof **pos);
-        if (!*pos) return fail_at(n);
+        if (!*pos) return jinja_fail_at(n);
     }
     if (n->list2.n) {
         *kwv = jmem_alloc(st->mem, n->list2.n * sizeof **kwv);
-        if (!*kwv) return fail_at(n);
+        if (!*kwv) return jinja_fail_at(n);
     }
     for (size_t i = 0; i < n->list.n; i++)
         if (!jinja_eval(st, sc, n->list.v[i], &(*pos)[i])) return false;
@@ -580,7 +348,7 @@ static bool apply_filters(jstate *st, jscope *sc, const jnode *f, jval base, jva
     jval *pos, *kwv;
     if (!eval_args(st, sc, f, &pos, &kwv)) return false;
     jargs a = {pos, f->list.n, f->names, kwv, f->n_names};
-    return jinja_filter(st, f, f->name, subject, &a, out) || fail_at(f);
+    return jinja_filter(st, f, f->name, subject, &a, out) || jinja_fail_at(f);
 }
 
 static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *out) {
@@ -622,7 +390,7 @@ static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *o
     }
     if (obj.t == JV_LIST) {
         jlist *l = jlist_new(st->mem, (size_t)len);
-        if (!l) return fail_at(n);
+        if (!l) return jinja_fail_at(n);
         for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) l->v[l->n++] = obj.u.l->v[i];
         *out = jv_list(l);
         out->tuple = obj.tuple;
@@ -633,11 +401,11 @@ static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *o
         size_t a = ju_offset(s->s, s->len, (size_t)start), b = stop > start ? ju_offset(s->s, s->len, (size_t)stop) : a;
         *out = jv_str(st->mem, s->s + a, b - a);
         out->tuple = obj.tuple;
-        return out->t == JV_STR || fail_at(n);
+        return out->t == JV_STR || jinja_fail_at(n);
     }
     /* general step: go through code point offsets */
     size_t *offs = jmem_alloc(st->mem, ((size_t)len + 1) * sizeof *offs);
-    if (!offs) return fail_at(n);
+    if (!offs) return jinja_fail_at(n);
     size_t k = 0;
     for (size_t i = 0; i < s->len; i++)
         if (((unsigned char)s->s[i] & 0xc0) != 0x80) offs[k++] = i;
@@ -649,7 +417,7 @@ static bool eval_slice(jstate *st, jscope *sc, const jnode *n, jval obj, jval *o
     if (ok) *out = jv_str(st->mem, b.p ? b.p : "", b.n);
     jbuf_free(&b);
     out->tuple = obj.tuple;
-    return (ok && out->t == JV_STR) || fail_at(n);
+    return (ok && out->t == JV_STR) || jinja_fail_at(n);
 }
 
 static bool eval_call(jstate *st, jscope *sc, const jnode *n, jval *out) {
@@ -664,9 +432,9 @@ static bool eval_call(jstate *st, jscope *sc, const jnode *n, jval *out) {
     case JV_FUNC:
         if (callee.u.fn == FN_UNSUPPORTED)
             return jerr(n, "unsupported function '%s'", n->a->kind == N_NAME ? n->a->name : "?");
-        return jinja_call_func(st, n, callee.u.fn, &a, out) || fail_at(n);
+        return jinja_call_func(st, n, callee.u.fn, &a, out) || jinja_fail_at(n);
     case JV_METHOD:
-        return jinja_call_method(st, n, callee.u.bm, &a, out) || fail_at(n);
+        return jinja_call_method(st, n, callee.u.bm, &a, out) || jinja_fail_at(n);
     case JV_UNDEF:
         return undefined_error(n, callee);
     default:
@@ -702,7 +470,7 @@ static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out) {
     }
     case N_LIST: case N_TUPLE: {
         jlist *l = jlist_new(st->mem, e->list.n);
-        if (!l) return fail_at(e);
+        if (!l) return jinja_fail_at(e);
         for (size_t i = 0; i < e->list.n; i++)
             if (!jinja_eval(st, sc, e->list.v[i], &l->v[l->n++])) return false;
         *out = jv_list(l);
@@ -711,22 +479,22 @@ static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out) {
     }
     case N_DICT: {
         jdict *d = jdict_new(st->mem, e->list.n);
-        if (!d) return fail_at(e);
+        if (!d) return jinja_fail_at(e);
         for (size_t i = 0; i < e->list.n; i++) {
             if (!jinja_eval(st, sc, e->list.v[i], &a) || !jinja_eval(st, sc, e->list2.v[i], &b)) return false;
             if (a.t == JV_LIST && !a.tuple) return jerr(e, "unhashable type: 'list'");
             if (a.t == JV_DICT) return jerr(e, "unhashable type: 'dict'");
-            if (!jdict_set(st->mem, d, a, b)) return fail_at(e);
+            if (!jdict_set(st->mem, d, a, b)) return jinja_fail_at(e);
         }
         *out = jv_dict(d);
         return true;
     }
     case N_GETATTR:
         if (!jinja_eval(st, sc, e->a, &a)) return false;
-        return jinja_getattr(st, e, a, e->name, out) || fail_at(e);
+        return jinja_getattr(st, e, a, e->name, out) || jinja_fail_at(e);
     case N_GETITEM:
         if (!jinja_eval(st, sc, e->a, &a) || !jinja_eval(st, sc, e->b, &b)) return false;
-        return jinja_getitem(st, e, a, b, out) || fail_at(e);
+        return jinja_getitem(st, e, a, b, out) || jinja_fail_at(e);
     case N_SLICE:
         if (!jinja_eval(st, sc, e->a, &a)) return false;
         return eval_slice(st, sc, e, a, out);
@@ -739,7 +507,7 @@ static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out) {
         jval *pos, *kwv;
         if (!eval_args(st, sc, e, &pos, &kwv)) return false;
         jargs args = {pos, e->list.n, e->names, kwv, e->n_names};
-        if (!jinja_test(st, e, e->name, a, &args, &r)) return fail_at(e);
+        if (!jinja_test(st, e, e->name, a, &args, &r)) return jinja_fail_at(e);
         *out = jv_bool(e->op ? !r : r);
         return true;
     }
@@ -770,12 +538,12 @@ static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out) {
         return jinja_eval(st, sc, e->b, out);
     case N_BINOP:
         if (!jinja_eval(st, sc, e->a, &a) || !jinja_eval(st, sc, e->b, &b)) return false;
-        return arith(st, e, e->op, a, b, out);
+        return jinja_arith(st, e, e->op, a, b, out);
     case N_COMPARE:
         if (!jinja_eval(st, sc, e->list.v[0], &a)) return false;
         for (size_t i = 1; i < e->list.n; i++) {
             if (!jinja_eval(st, sc, e->list.v[i], &b)) return false;
-            if (!compare_op(st, e, e->ops[i - 1], a, b, &r)) return false;
+            if (!jinja_compare_op(st, e, e->ops[i - 1], a, b, &r)) return false;
             if (!r) break;
             a = b;
         }
@@ -792,11 +560,11 @@ static bool eval_node(jstate *st, jscope *sc, const jnode *e, jval *out) {
         bool ok = true;
         for (size_t i = 0; ok && i < e->list.n; i++) {
             ok = jinja_eval(st, sc, e->list.v[i], &a);
-            if (ok && !jv_write_str(&buf, a)) ok = fail_at(e);
+            if (ok && !jv_write_str(&buf, a)) ok = jinja_fail_at(e);
         }
         if (ok) {
             *out = jv_str(st->mem, buf.p ? buf.p : "", buf.n);
-            if (out->t != JV_STR) ok = fail_at(e);
+            if (out->t != JV_STR) ok = jinja_fail_at(e);
         }
         jbuf_free(&buf);
         return ok;
