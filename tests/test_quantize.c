@@ -151,6 +151,41 @@ static void check_rules(void) {
     CHECK(type_of("Q8_0", &ws, "blk.0.attn_q.weight") == OWL_DTYPE_COUNT);
     owl_weights_free(&ws);
 
+    /* 8 experts (Mixtral-style, experts of layer 1 listed first), fused QKV */
+    CHECK(owl_weights_init(&ws, "moe", "gguf") == OWL_OK);
+    CHECK(owl_meta_set_str(&ws.meta, "general.architecture", "llama", 5) == OWL_OK);
+    CHECK(owl_meta_set_u32(&ws.meta, "llama.expert_count", 8) == OWL_OK);
+    add_shape(&ws, "token_embd.weight", 512, 100);
+    for (int l = 7; l >= 0; l--) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        add_shape(&ws, name, 512, 64);
+        snprintf(name, sizeof name, "blk.%d.attn_k.weight", l);
+        add_shape(&ws, name, 512, 64);
+        snprintf(name, sizeof name, "blk.%d.attn_output.weight", l);
+        add_shape(&ws, name, 512, 64);
+        snprintf(name, sizeof name, "blk.%d.attn_qkv.weight", l);
+        add_shape(&ws, name, 512, 64);
+        snprintf(name, sizeof name, "blk.%d.ffn_down_exps.weight", l);
+        add_shape(&ws, name, 512, 64);
+    }
+    CHECK(type_of("Q4_K_M", &ws, "blk.3.attn_v.weight") == OWL_Q8_0);
+    CHECK(type_of("Q4_K_M", &ws, "blk.3.attn_k.weight") == OWL_Q8_0);
+    CHECK(type_of("Q4_K_M", &ws, "blk.3.attn_output.weight") == OWL_Q5_K);
+    CHECK(type_of("Q5_K_M", &ws, "blk.3.attn_output.weight") == OWL_Q5_K);
+    CHECK(type_of("Q4_K_M", &ws, "blk.3.attn_qkv.weight") == OWL_Q5_K);
+    CHECK(type_of("Q5_K_M", &ws, "blk.3.attn_qkv.weight") == OWL_Q6_K);
+    CHECK(type_of("Q3_K_L", &ws, "blk.3.attn_qkv.weight") == OWL_Q4_K);
+    CHECK(type_of("Q4_K_S", &ws, "blk.3.attn_qkv.weight") == OWL_Q4_K);
+    /* the layer comes from the name: layers 0 (i < 8/8), 3 and 6 ((i - 1) % 3 == 2), 7 (>= 7) */
+    for (int l = 0; l < 8; l++) {
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.ffn_down_exps.weight", l);
+        bool m = l == 0 || l == 3 || l == 6 || l == 7;
+        CHECKF(type_of("Q4_K_M", &ws, name) == (m ? OWL_Q6_K : OWL_Q4_K), "MoE ffn_down layer %d", l);
+    }
+    owl_weights_free(&ws);
+
     CHECK(owl_eval_mix_find("Q4_K_X") == NULL && owl_eval_mix_find("") == NULL && owl_eval_mix_find(NULL) == NULL);
     CHECK(strstr(owl_eval_mix_names(), "Q4_K_M") != NULL);
 }

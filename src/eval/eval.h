@@ -91,6 +91,8 @@ typedef struct owl_quant_plan_info {
     int n_ffn_down;      /* ... "ffn_down" */
     int n_gqa;           /* n_head / n_head_kv (1 if unknown) */
     bool has_output;     /* output.weight exists (else token_embd is the output) */
+    int n_expert;        /* {arch}.expert_count (0: dense) */
+    int n_layers;        /* 1 + the largest N of tensors named blk.N.* */
 } owl_quant_plan_info;
 
 /* The counters the rules keep while walking tensors in file order. */

@@ -28,6 +28,11 @@
  *  Q5_K_M  Q6_K if more bits              Q6_K if more bits         -
  *  others  -                              -                         -
  *
+ * Fused attn_qkv (Phi-3 style): Q4_K in Q3_K_M / Q3_K_L, Q5_K in Q4_K_M, Q6_K
+ * in Q5_K_M. Mixtral-style models with 8 experts: attn_v and attn_k Q8_0,
+ * attn_output Q5_K in Q2_K, Q3_K_S, Q3_K_M, Q4_K_S and Q4_K_M; ffn_down's
+ * layer is then read from its name (blk.N.), as experts are not in order.
+ *
  * Pure block types (Q3_K, Q4_K, Q5_K: no llama.cpp mix of that name) give
  * every matrix the type; F32 / F16 / BF16 convert every matrix. */
 #include "eval/eval.h"
@@ -76,6 +81,10 @@ void owl_eval_plan_info(const owl_weights *ws, owl_quant_plan_info *info) {
         if (has(nm, "attn_v.weight")) info->n_attn_v++;
         if (has(nm, "ffn_down")) info->n_ffn_down++;
         if (strcmp(nm, "output.weight") == 0) info->has_output = true;
+        if (has(nm, "blk.")) {
+            int l = -1;
+            if (sscanf(strstr(nm, "blk.") + 4, "%d", &l) == 1 && l + 1 > info->n_layers) info->n_layers = l + 1;
+        }
     }
     owl_str arch;
     if (owl_meta_get_str(&ws->meta, "general.architecture", &arch) && arch.len < 64) {
@@ -86,6 +95,9 @@ void owl_eval_plan_info(const owl_weights *ws, owl_quant_plan_info *info) {
         snprintf(key, sizeof key, "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
         if (!owl_meta_get_u64(&ws->meta, key, &nkv)) nkv = nh;
         if (ok && nkv > 0 && nh >= nkv) info->n_gqa = (int)(nh / nkv);
+        uint64_t ne = 0;
+        snprintf(key, sizeof key, "%.*s.expert_count", (int)arch.len, arch.ptr);
+        if (owl_meta_get_u64(&ws->meta, key, &ne) && ne < 1000000) info->n_expert = (int)ne;
     }
 }
 
@@ -108,15 +120,30 @@ static owl_dtype rule_type(const owl_quant_mix *mix, const owl_quant_plan_info *
         else if (!strcmp(m, "Q3_K_L")) t = OWL_Q5_K;
         else if ((!strcmp(m, "Q4_K_M") || !strcmp(m, "Q5_K_M")) && more_bits(i, n)) t = OWL_Q6_K;
         else if (!strcmp(m, "Q4_K_S") && i < 4) t = OWL_Q5_K;
+        if (info->n_expert == 8) t = OWL_Q8_0;
+    } else if (has(name, "attn_k.weight")) {
+        if (info->n_expert == 8) t = OWL_Q8_0;
+    } else if (has(name, "attn_qkv.weight")) {
+        if (!strcmp(m, "Q3_K_M") || !strcmp(m, "Q3_K_L")) t = OWL_Q4_K;
+        else if (!strcmp(m, "Q4_K_M")) t = OWL_Q5_K;
+        else if (!strcmp(m, "Q5_K_M")) t = OWL_Q6_K;
     } else if (has(name, "ffn_down")) {
         int i = st->i_ffn_down++, n = info->n_ffn_down;
+        if (info->n_expert > 1) { /* experts are not in layer order: the layer from the name */
+            const char *b = strstr(name, "blk.");
+            if (b && sscanf(b + 4, "%d", &i) == 1) n = info->n_layers;
+        }
         if (!strcmp(m, "Q2_K")) t = OWL_Q3_K;
         else if (!strcmp(m, "Q3_K_M")) t = i < n / 16 ? OWL_Q5_K : OWL_Q4_K;
         else if (!strcmp(m, "Q3_K_L")) t = OWL_Q5_K;
         else if ((!strcmp(m, "Q4_K_M") || !strcmp(m, "Q5_K_M")) && more_bits(i, n)) t = OWL_Q6_K;
         else if (!strcmp(m, "Q4_K_S") && i < n / 8) t = OWL_Q5_K;
     } else if (has(name, "attn_output.weight")) {
-        if (!strcmp(m, "Q2_K")) t = OWL_Q3_K;
+        if (info->n_expert == 8) {
+            if (!strcmp(m, "Q2_K") || !strcmp(m, "Q3_K_S") || !strcmp(m, "Q3_K_M") || !strcmp(m, "Q4_K_S") ||
+                !strcmp(m, "Q4_K_M"))
+                t = OWL_Q5_K;
+        } else if (!strcmp(m, "Q2_K")) t = OWL_Q3_K;
         else if (!strcmp(m, "Q3_K_M")) t = OWL_Q4_K;
         else if (!strcmp(m, "Q3_K_L")) t = OWL_Q5_K;
     }
