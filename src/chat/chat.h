@@ -6,7 +6,18 @@
  *
  * Anything the interpreter does not support (a filter, test, tag, method or
  * function) is an error naming it and its line:column, never a silent
- * different rendering. */
+ * different rendering. Python semantics are kept where output depends on
+ * them: str()/repr() of values, int vs float, integer division, Python's
+ * string methods, jinja2's scoping (loop bodies, namespaces, macros), lazy
+ * filters, Markup from |safe and |e, json.dumps for |tojson.
+ *
+ * Files: jinja_lex.c (tokens, whitespace control), jinja_parse*.c (syntax
+ * tree), jinja_scope.c (jinja2's compile-time scoping), jinja_eval.c
+ * (statements, expressions), jinja_ops.c, jinja_filters.c, jinja_tests.c,
+ * jinja_methods.c, jinja_format.c (operators, filters, tests, methods and
+ * '%' formatting), jinja_value.c (values, printing, JSON).
+ *
+ * A parsed template is read-only: several threads may render it at once. */
 #ifndef OWL_CHAT_H
 #define OWL_CHAT_H
 
