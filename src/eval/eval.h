@@ -62,7 +62,8 @@ typedef struct owl_ppl_params {
 } owl_ppl_params;
 
 /* Tokenizes text with model's tokenizer (BOS first), cuts it into
- * non-overlapping windows of n_ctx tokens, each starting with BOS, evaluates
+ * non-overlapping windows of n_ctx tokens, each starting with BOS (unless
+ * the tokenizer adds no BOS: add_bos_token false), evaluates
  * each in one batch and scores positions n_ctx/2 .. n_ctx-2 predicting the
  * next token. base (may be NULL): evaluated on the same windows for KL,
  * agreement and base perplexity; it must have the same vocabulary size.

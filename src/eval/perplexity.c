@@ -50,6 +50,9 @@ owl_status owl_eval_perplexity(owl_model *model, owl_model *base, const char *te
     size_t n_ids = 0;
     if ((st = owl_tokenize(tok, text, len, true, false, &ids, &n_ids)) != OWL_OK)
         return owl_error_prefix(st, "perplexity: tokenizing the text");
+    /* BOS replaces each window's first token only where the tokenizer puts
+     * BOS first (tokenizer.ggml.add_bos_token not false) */
+    if (n_ids == 0 || ids[0] != bos) bos = -1;
     size_t n_windows = n_ids / (size_t)n_ctx;
     if (n_windows < 2) {
         free(ids);
