@@ -1,10 +1,12 @@
 /* AVX-512 VNNI dot products of quantized weight rows with Q8_0 / Q8_K
  * activations. Levels are unpacked to unsigned bytes (nibbles with shifts
- * and masks, high bits through byte masks), multiplied with the signed
- * activation bytes by vpdpbusd, and the offsets of the signed formats are
- * taken off with a second vpdpbusd (or the Q8_K group sums). Each block's
- * integer sums stay exact; one float multiply-add per block (per super-block
- * for the K-quants) scales them. Odd trailing blocks go to the reference. */
+ * and masks, high bits through byte masks). 32-element types: vpdpbusd
+ * multiplies them with the signed activation bytes and a second vpdpbusd
+ * takes the level offset off. K-quants: vpmaddubsw pair sums, weighted by
+ * the group scales with vpdpwssd; offsets and mins meet the Q8_K group
+ * sums. Integer sums stay exact; one float multiply-add per block (per
+ * super-block for the K-quants) scales them. Trailing blocks that do not
+ * fill a step go to the reference. */
 #include "tensor/quant_internal.h"
 
 #include <immintrin.h>
