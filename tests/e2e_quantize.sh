@@ -154,6 +154,8 @@ owl_fails ppl_missing 1 "nope.gguf" perplexity "$TMP/nope.gguf" -f "$TMP/valid.t
 owl_fails ppl_missing_text 1 "nope.txt" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/nope.txt"
 owl_fails ppl_short 1 "fewer than two windows" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/short.txt" --ctx 256
 owl_fails ppl_big_ctx 1 "larger than the model's context \(256\)" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/valid.txt" --ctx 512
+owl_fails ppl_base_vocab 1 "base model has 512 tokens in its vocabulary, the model 32000" perplexity "$WP/wp-Q8_0.gguf" \
+    -f "$TMP/valid.txt" --ctx 64 --kl-base "$OWL_TESTDATA/models/stories260K.gguf"
 owl_fails ppl_no_text 2 "no text" perplexity "$WP/wp-Q8_0.gguf"
 owl_fails ppl_bad_ctx 2 "ctx" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/valid.txt" --ctx 12x
 

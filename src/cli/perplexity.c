@@ -88,7 +88,7 @@ int cli_perplexity(int argc, char **argv) {
     double t0 = owl_time_ms();
     owl_status st = owl_eval_perplexity(model, base, text, len, &pp, &r);
     if (st != OWL_OK) {
-        rc = cli_error(CMD, "%s: %s", file, owl_last_error());
+        rc = cli_error(CMD, "%s", owl_last_error());
         goto done;
     }
     double secs = (owl_time_ms() - t0) / 1000.0;
