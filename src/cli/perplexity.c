@@ -88,7 +88,8 @@ int cli_perplexity(int argc, char **argv) {
     double t0 = owl_time_ms();
     owl_status st = owl_eval_perplexity(model, base, text, len, &pp, &r);
     if (st != OWL_OK) {
-        rc = cli_error(CMD, "%s", owl_last_error());
+        const char *msg = owl_last_error(); /* the library's "perplexity: " is said by the prefix already */
+        rc = cli_error(CMD, "%s", strncmp(msg, "perplexity: ", 12) == 0 ? msg + 12 : msg);
         goto done;
     }
     double secs = (owl_time_ms() - t0) / 1000.0;
