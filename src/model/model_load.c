@@ -243,6 +243,9 @@ owl_status owl_model_bind(owl_model *m) {
         return owl_errorf(OWL_ERR_FORMAT, "%s: missing metadata key general.architecture", path);
     }
     m->arch = owl_arch_find(an.ptr, an.len);
+    if (!m->arch && m->weights.format && strcmp(m->weights.format, "hf") == 0) /* the HF reader maps more families */
+        return owl_errorf(OWL_ERR_UNSUPPORTED, "%s: architecture \"%.*s\" is read but not runnable yet (owl runs: %s)",
+                          path, (int)(an.len > 200 ? 200 : an.len), an.ptr, owl_arch_list());
     if (!m->arch)
         return owl_errorf(OWL_ERR_UNSUPPORTED, "%s: unknown architecture \"%.*s\" (owl runs: %s)", path,
                           (int)(an.len > 200 ? 200 : an.len), an.ptr, owl_arch_list());
