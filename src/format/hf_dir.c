@@ -251,6 +251,9 @@ static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_fam
         }
         double factor;
         if (strcmp(type, "default") == 0) {
+        } else if (strcmp(type, "dynamic") == 0) { /* NTK scaling at run time beyond the trained context */
+            owl_log(OWL_LOG_WARN, "%s: rope_scaling 'dynamic' is not applied (positions up to %lld are unaffected)",
+                    file, (long long)ctx);
         } else if (strcmp(type, "llama3") == 0) {
             if ((st = llama3_freqs(&c, rs, theta, n_rot, ws))) goto done;
         } else if (strcmp(type, "linear") == 0 || strcmp(type, "yarn") == 0) {
@@ -269,8 +272,9 @@ static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_fam
                 if (st || (orig && (st = set_u32(&c, "rope.scaling.original_context_length", orig)))) goto done;
             }
         } else {
-            st = owl_errorf(OWL_ERR_UNSUPPORTED, "%s: rope_scaling type '%.40s' is not supported (linear, llama3, yarn)",
-                            file, type);
+            st = owl_errorf(OWL_ERR_UNSUPPORTED,
+                            "%s: rope_scaling type '%.40s' is not supported (linear, llama3, yarn, dynamic)", file,
+                            type);
             goto done;
         }
     }
