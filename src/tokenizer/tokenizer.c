@@ -213,6 +213,7 @@ static bool has_suffix(const char *s, const char *suf) {
 owl_status owl_tokenizer_load(const char *path, owl_tokenizer **out) {
     if (!path || !out) return owl_errorf(OWL_ERR_ARG, "owl_tokenizer_load: NULL argument");
     *out = NULL;
+    if (owl_is_dir(path)) return owl_tokenizer_json_load(path, out); /* a Hugging Face directory */
     owl_mmap m;
     owl_status s = owl_mmap_open(&m, path);
     if (s != OWL_OK) return s;
