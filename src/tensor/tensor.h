@@ -86,6 +86,7 @@ bool owl_matmul_supported(owl_dtype t);
 float owl_dot_f32(owl_dtype t, const void *a, const float *b, int64_t n);
 
 /* ---- ops (on float rows) ---- */
+/* out = x / sqrt(mean(x^2) + eps) * w (w may be NULL: no weight; out may be x). */
 void owl_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 /* RoPE on one head vector of head_dim at position pos, theta base freq_base.
  * neox = false: pairs (2i, 2i+1) (GGUF / llama.cpp); neox = true: pairs
