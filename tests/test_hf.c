@@ -248,6 +248,12 @@ static void test_wp(void) {
     char *out_txt = run_capture(NULL, "'%s' run '%s' -p 'Prince Andrew' --temp 0 -n 8 -t 1 2>/dev/null", owl_bin(), d);
     CHECKF(out_txt && strstr(out_txt, "Prince Andrew,\nand he was not to be"), "owl run DIR: %s", out_txt ? out_txt : "");
     free(out_txt);
+    /* an output that cannot be written: an error, nothing left behind */
+    char *nodir = path_join(tmp, "no/such/dir/x.gguf");
+    s = owl_hf_convert(d, nodir, OWL_F16);
+    CHECKF(s == OWL_ERR_IO && strstr(owl_last_error(), "no/such/dir/x.gguf"), "%s", owl_last_error());
+    free(nodir);
+    CHECK(run_cmd("ls '%s' | grep -q convert", tmp) != 0); /* no temporary files left */
     CHECK(run_cmd("'%s' convert '%s' 2>/dev/null", owl_bin(), d) == 2);                  /* no -o */
     CHECK(run_cmd("'%s' convert '%s' -o '%s' --type q4 2>/dev/null", owl_bin(), d, g) == 2); /* bad type */
     CHECK(run_cmd("'%s' convert '%s' -o '%s' 2>/dev/null", owl_bin(), g, g) == 1);          /* not a dir */

@@ -7,9 +7,11 @@
  * (2i, 2i + 1), so that GGUF "llama" RoPE applies. */
 #include "format/hf_dir.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* llama.cpp's llama_ftype ids for general.file_type */
 static uint32_t file_type_of(owl_dtype t) {
@@ -137,9 +139,15 @@ owl_status owl_hf_convert(const char *dir, const char *out_path, owl_dtype type)
     if (st) return st;
     owl_meta meta = {0};
     owl_weight *out = calloc(ws.n ? ws.n : 1, sizeof *out);
-    void **owned = calloc(ws.n ? ws.n : 1, sizeof *owned);
+    uint64_t *off = calloc(ws.n ? ws.n : 1, sizeof *off);
     float *tmp = NULL, *tmp2 = NULL;
-    if (!out || !owned) {
+    void *obuf = NULL;
+    size_t cap = 0;
+    const size_t esz_max = 4;
+    char *spill = NULL;
+    FILE *sf = NULL;
+    owl_mmap map = {0};
+    if (!out || !off) {
         st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -183,10 +191,29 @@ owl_status owl_hf_convert(const char *dir, const char *out_path, owl_dtype type)
     /* the family decides the Q/K permutation: only llama-style ones */
     bool permute = strcmp(arch, "llama") == 0;
 
+    /* Converted tensors go to a temporary file beside the output, mapped
+     * afterwards: the pages are file-backed, so a model larger than memory
+     * converts without holding every converted tensor in RAM. */
+    spill = malloc(strlen(out_path) + 24);
+    if (!spill) {
+        st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    sprintf(spill, "%s.convert.XXXXXX", out_path);
+    int fd = mkstemp(spill);
+    if (fd < 0 || !(sf = fdopen(fd, "w+b"))) {
+        st = owl_errorf(OWL_ERR_IO, "%s: cannot create a temporary file beside it: %s", out_path, strerror(errno));
+        if (fd >= 0) close(fd);
+        free(spill);
+        spill = NULL;
+        goto done;
+    }
+    uint64_t pos = 0;
     for (size_t i = 0; i < ws.n; i++) {
         const owl_weight *w = &ws.w[i];
         owl_weight *o = &out[i];
         *o = *w;
+        off[i] = UINT64_MAX;
         owl_dtype to = is_vector(w) ? OWL_F32 : type;
         size_t nl = strlen(w->name);
         bool is_q = nl > 14 && strcmp(w->name + nl - 14, ".attn_q.weight") == 0;
@@ -200,36 +227,71 @@ owl_status owl_hf_convert(const char *dir, const char *out_path, owl_dtype type)
         }
         if (to == w->dtype && !perm) continue; /* written straight from the mapping */
         int64_t n = owl_weight_nelem(w);
-        uint64_t nb;
-        if (!owl_dtype_bytes(to, (uint64_t)n, &nb) || !(owned[i] = malloc(nb ? nb : 1)) ||
-            !(tmp = realloc(tmp, sizeof(float) * (size_t)(n ? n : 1)))) {
-            st = owl_errorf(OWL_ERR_NOMEM, "%s: out of memory converting %s", dir, w->name);
+        uint64_t nb, esz_in, esz_out;
+        owl_dtype_bytes(w->dtype, 1, &esz_in);
+        owl_dtype_bytes(to, 1, &esz_out);
+        if (!owl_dtype_bytes(to, (uint64_t)n, &nb)) {
+            st = owl_errorf(OWL_ERR_FORMAT, "%s: tensor %s is too large", dir, w->name);
             goto done;
         }
-        if ((st = owl_to_f32(w->dtype, w->data, tmp, n))) goto done;
-        if (perm) {
-            if (!(tmp2 = realloc(tmp2, sizeof(float) * (size_t)n))) {
+        /* whole tensor when permuted (Q/K are small), else 1M-element chunks */
+        int64_t chunk = perm ? n : (n < (1 << 20) ? n : (1 << 20));
+        size_t need = (size_t)(chunk ? chunk : 1);
+        if (need > cap) {
+            float *a = realloc(tmp, sizeof(float) * need), *b = a ? realloc(tmp2, sizeof(float) * need) : NULL;
+            if (a) tmp = a;
+            if (b) tmp2 = b;
+            void *c = b ? realloc(obuf, (size_t)esz_max * need) : NULL;
+            if (!c) {
                 st = owl_errorf(OWL_ERR_NOMEM, "%s: out of memory converting %s", dir, w->name);
                 goto done;
             }
-            owl_hf_permute_rows(tmp, tmp2, heads, (int64_t)hd, w->ne[0]);
-            float *t = tmp;
-            tmp = tmp2;
-            tmp2 = t;
+            obuf = c;
+            cap = need;
         }
-        if ((st = owl_from_f32(to, tmp, owned[i], n))) goto done;
+        off[i] = pos;
+        for (int64_t k = 0; k < n; k += chunk) {
+            int64_t m = n - k < chunk ? n - k : chunk;
+            if ((st = owl_to_f32(w->dtype, (const uint8_t *)w->data + (size_t)k * esz_in, tmp, m)))
+                goto done;
+            const float *src = tmp;
+            if (perm) {
+                owl_hf_permute_rows(tmp, tmp2, heads, (int64_t)hd, w->ne[0]);
+                src = tmp2;
+            }
+            if ((st = owl_from_f32(to, src, obuf, m))) goto done;
+            if (fwrite(obuf, (size_t)esz_out, (size_t)m, sf) != (size_t)m) {
+                st = owl_errorf(OWL_ERR_IO, "%s: cannot write %s: %s", out_path, spill, strerror(errno));
+                goto done;
+            }
+        }
+        pos += nb;
+        uint64_t pad = (64 - pos % 64) % 64; /* keep every converted tensor aligned */
+        for (uint64_t k = 0; k < pad; k++) fputc(0, sf);
+        pos += pad;
         o->dtype = to;
-        o->data = owned[i];
         o->nbytes = nb;
+    }
+    if (fflush(sf) != 0) {
+        st = owl_errorf(OWL_ERR_IO, "%s: cannot write %s: %s", out_path, spill, strerror(errno));
+        goto done;
+    }
+    if (pos > 0) {
+        if ((st = owl_mmap_open(&map, spill))) goto done;
+        for (size_t i = 0; i < ws.n; i++)
+            if (off[i] != UINT64_MAX) out[i].data = map.data + off[i];
     }
     st = owl_gguf_write(out_path, &meta, out, ws.n, 0);
 done:
-    if (owned)
-        for (size_t i = 0; i < ws.n; i++) free(owned[i]);
-    free(owned);
+    if (sf) fclose(sf);
+    if (spill) unlink(spill);
+    free(spill);
+    owl_mmap_close(&map);
+    free(off);
     free(out);
     free(tmp);
     free(tmp2);
+    free(obuf);
     owl_meta_free(&meta);
     owl_weights_free(&ws);
     return st;
