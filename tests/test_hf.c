@@ -248,6 +248,9 @@ static void test_wp(void) {
     char *out_txt = run_capture(NULL, "'%s' run '%s' -p 'Prince Andrew' --temp 0 -n 8 -t 1 2>/dev/null", owl_bin(), d);
     CHECKF(out_txt && strstr(out_txt, "Prince Andrew,\nand he was not to be"), "owl run DIR: %s", out_txt ? out_txt : "");
     free(out_txt);
+    char *ids_txt = run_capture(NULL, "'%s' tokenize '%s/' 'Prince Andrew' --ids 2>/dev/null", owl_bin(), d);
+    CHECKF(ids_txt && strcmp(ids_txt, "1 10787 11571\n") == 0, "owl tokenize DIR: %s", ids_txt ? ids_txt : "");
+    free(ids_txt);
     /* an output that cannot be written: an error, nothing left behind */
     char *nodir = path_join(tmp, "no/such/dir/x.gguf");
     s = owl_hf_convert(d, nodir, OWL_F16);
