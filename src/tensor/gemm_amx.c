@@ -281,8 +281,8 @@ bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t
     bool two = W->dtype != OWL_BF16;
     /* Token chunk up to MAX_CHUNK, then a k block whose packed tokens fit the
      * budget (a multiple of 32 columns, at least 128). */
-    int chunk = (n_tok + PT - 1) / PT * PT;
-    if (chunk > MAX_CHUNK) chunk = MAX_CHUNK;
+    int n_chunks = (n_tok + MAX_CHUNK - 1) / MAX_CHUNK; /* balanced: 513 tokens are 2 x 288, not 512 + 32 */
+    int chunk = ((n_tok + n_chunks - 1) / n_chunks + PT - 1) / PT * PT;
     int64_t kblk = (int64_t)(X_BUDGET / (4u * (unsigned)chunk)) / 32 * 32;
     if (kblk < 256) kblk = 256; /* a multiple of every block size (32, 256) */
     kblk = kblk / 256 * 256;
