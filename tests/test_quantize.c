@@ -187,7 +187,27 @@ static void check_rules(void) {
     owl_weights_free(&ws);
 
     CHECK(owl_eval_mix_find("Q4_K_X") == NULL && owl_eval_mix_find("") == NULL && owl_eval_mix_find(NULL) == NULL);
-    CHECK(strstr(owl_eval_mix_names(), "Q4_K_M") != NULL);
+    /* the list of names is the table */
+    char names[512];
+    snprintf(names, sizeof names, "%s", owl_eval_mix_names());
+    int n_names = 0;
+    for (char *save = NULL, *tok = strtok_r(names, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        const owl_quant_mix *m = owl_eval_mix_find(tok);
+        CHECKF(m && strcmp(m->name, tok) == 0, "listed mix '%s'", tok);
+        n_names++;
+    }
+    CHECK(n_names == 20);
+    static const char *types[] = {"Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+                                  "F16",  "BF16", "F32",  "Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q3_K_M",
+                                  "Q3_K_S", "Q3_K_L"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) CHECKF(owl_eval_mix_find(types[i]), "%s", types[i]);
+    /* routers and the like stay as they are */
+    CHECK(owl_weights_init(&ws, "keep", "gguf") == OWL_OK);
+    add_shape(&ws, "blk.0.ffn_gate_inp.weight", 256, 8);
+    add_shape(&ws, "pos_embd.weight", 256, 8);
+    CHECK(type_of("Q4_K_M", &ws, "blk.0.ffn_gate_inp.weight") == OWL_F32);
+    CHECK(type_of("Q8_0", &ws, "pos_embd.weight") == OWL_F32);
+    owl_weights_free(&ws);
 }
 
 /* A small model with data: F32 (or F16) matrices of random values. */

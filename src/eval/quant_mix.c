@@ -6,7 +6,9 @@
  * against files it produced, tests/test_quantize.c):
  *
  *  - only tensors named "*weight" with two or more dimensions are quantized;
- *    1-D tensors (norms, biases) stay as they are (F32);
+ *    1-D tensors (norms, biases) stay as they are (F32), and so do MoE
+ *    routers (ffn_gate_inp), position / token-type embeddings and SSM
+ *    convolutions;
  *  - the output matrix (output.weight, or token_embd.weight when the
  *    embeddings are tied and there is no output.weight) gets Q6_K, except
  *    in the Q8_0 mix (Q8_0) and when its rows do not divide into 256-blocks
@@ -62,13 +64,9 @@ const owl_quant_mix *owl_eval_mix_find(const char *name) {
 }
 
 const char *owl_eval_mix_names(void) {
-    static char buf[256];
-    if (!buf[0]) {
-        size_t off = 0;
-        for (size_t i = 0; i < N_MIXES && off < sizeof buf; i++)
-            off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? ", " : "", MIXES[i].name);
-    }
-    return buf;
+    /* the table's names in its order (test_quantize checks they match) */
+    return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, "
+           "Q5_K_S, Q5_K_M, Q6_K, Q3_K, Q4_K, Q5_K";
 }
 
 static bool has(const char *name, const char *part) { return strstr(name, part) != NULL; }
@@ -163,6 +161,11 @@ owl_dtype owl_eval_mix_type(const owl_quant_mix *mix, const owl_quant_plan_info 
     int n_dims = w->n_dims;
     while (n_dims > 1 && w->ne[n_dims - 1] == 1) n_dims--; /* as ggml_n_dims counts */
     if (!is_weight || n_dims < 2) return w->dtype;
+    /* kept as they are by llama.cpp: MoE routers, position / token-type embeddings, SSM convolutions */
+    static const char *const keep[] = {"ffn_gate_inp.weight", "pos_embd.weight", "token_types.weight",
+                                       "ssm_conv1d.weight"};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        if (has(w->name, keep[i])) return w->dtype;
     owl_dtype t = mix->rules ? rule_type(mix, info, st, w->name, w->ne[0]) : mix->base;
     if (w->ne[0] % block_of(t) == 0) return t;
     if (fallback) *fallback = true;
