@@ -32,7 +32,7 @@ typedef struct owl_template owl_template;
 #define OWL_TEMPLATE_MAX_NESTING 200              /* nested blocks / expressions */
 #define OWL_TEMPLATE_MAX_CALL_DEPTH 200           /* macro calls in progress */
 #define OWL_TEMPLATE_MAX_OUTPUT (32u << 20)       /* rendered bytes and string size */
-#define OWL_TEMPLATE_MAX_ITERATIONS 1000000       /* loop iterations per render */
+#define OWL_TEMPLATE_MAX_ITERATIONS 250000        /* loop iterations per render */
 #define OWL_TEMPLATE_MAX_MEMORY (256u << 20)      /* bytes of values per render */
 #define OWL_TEMPLATE_MAX_RANGE 100000             /* range() length, as jinja2's sandbox */
 

@@ -364,14 +364,41 @@ static bool do_dictsort(jstate *st, const jnode *at, jval v, const jargs *a, jva
     return true;
 }
 
+/* Python-compatible hash: equal values (1 == 1.0 == True) hash alike. */
+static uint64_t value_hash(jval v) {
+    uint64_t h = 1469598103934665603ull;
+    switch (v.t) {
+    case JV_STR:
+        for (size_t i = 0; i < v.u.s->len; i++) h = (h ^ (unsigned char)v.u.s->s[i]) * 1099511628211ull;
+        return h;
+    case JV_BOOL: case JV_INT: case JV_FLOAT: {
+        double d = jv_num(v);
+        if (v.t != JV_FLOAT) return (uint64_t)(v.t == JV_BOOL ? v.u.b : v.u.i) * 0x9e3779b97f4a7c15ull;
+        if (d == floor(d) && fabs(d) < 9.2e18) return (uint64_t)(int64_t)d * 0x9e3779b97f4a7c15ull;
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        return bits * 0x9e3779b97f4a7c15ull;
+    }
+    case JV_LIST:
+        for (size_t i = 0; i < v.u.l->n; i++) h = (h ^ value_hash(v.u.l->v[i])) * 1099511628211ull;
+        return h;
+    default:
+        return (uint64_t)v.t;
+    }
+}
+
 static bool do_unique(jstate *st, const jnode *at, jval v, const jargs *a, jval *out) {
     static const char *const p[] = {"case_sensitive", "attribute"};
     jval defs[2] = {jv_bool(false), jv_none()}, x[2];
     if (!jinja_bind(at, "unique", a, p, 2, 0, defs, x)) return false;
     jlist *items;
     if (!jinja_iter(st, at, v, &items)) return false;
-    jlist *l = jlist_new(st->mem, items->n), *seen = jlist_new(st->mem, items->n);
-    if (!l || !seen) return false;
+    size_t cap = 16;
+    while (cap < 2 * items->n) cap *= 2;
+    jlist *l = jlist_new(st->mem, items->n);
+    jval *table = jmem_alloc(st->mem, cap * sizeof *table); /* open addressing */
+    bool *used = jmem_alloc(st->mem, cap);
+    if (!l || !table || !used) return false;
     for (size_t i = 0; i < items->n; i++) {
         jval k = items->v[i];
         if (x[1].t == JV_STR && !attr_get(st, at, k, x[1].u.s, &k)) return false;
@@ -379,9 +406,14 @@ static bool do_unique(jstate *st, const jnode *at, jval v, const jargs *a, jval 
         if (k.t == JV_DICT || k.t == JV_NS || (k.t == JV_LIST && k.tuple != 1))
             return jerr(at, "unique: unhashable type: '%s'", jv_type_name(k));
         bool dup = false;
-        for (size_t j = 0; j < seen->n && !dup; j++) dup = jv_equal(seen->v[j], k);
+        size_t slot = (size_t)value_hash(k) & (cap - 1);
+        while (used[slot] && !dup) {
+            dup = jv_equal(table[slot], k);
+            slot = (slot + 1) & (cap - 1);
+        }
         if (dup) continue;
-        seen->v[seen->n++] = k;
+        table[slot] = k;
+        used[slot] = true;
         l->v[l->n++] = items->v[i];
     }
     *out = iter_of(l);

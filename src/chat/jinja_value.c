@@ -719,7 +719,10 @@ static bool from_json(jmem *m, json_t *j, jval *out, int depth) {
         json_t *val;
         json_object_foreach(j, key, val) {
             jval k = jv_cstr(m, key), v;
-            if (k.t != JV_STR || !from_json(m, val, &v, depth + 1) || !jdict_set(m, d, k, v)) return false;
+            /* jansson has no duplicate keys: append without searching */
+            if (k.t != JV_STR || !from_json(m, val, &v, depth + 1)) return false;
+            d->k[d->n] = k;
+            d->v[d->n++] = v;
         }
         *out = jv_dict(d);
         return true;
