@@ -9,7 +9,9 @@
  * float-like precision); quantized weights do so from 64 tokens (128 for the
  * K-quants), dequantizing each weight panel once per 512 tokens.
  *
- * Otherwise n_tok > 1 (prompt processing) is a blocked matrix-matrix product: tokens
+ * Otherwise up to 31 tokens are matrix-vector products that keep four rows
+ * in L1 for all tokens (weights still streamed once), and from 32 tokens on a
+ * blocked matrix-matrix product: tokens
  * are packed in panels of OWL_GEMM_NR ([k][NR] floats, zero padded), each
  * thread takes a contiguous range of 32-row weight panels, converts a panel
  * of 32 rows x KC columns to float once ([k][32]) and runs the register-
@@ -31,6 +33,7 @@
 #define TOK_CHUNK 240   /* tokens packed at once (a multiple of NR) */
 #define MIN_PAR_WORK (1 << 16) /* multiply-adds below which one thread is faster */
 #define AMX_MIN_TOK 8        /* tokens from which AMX beats the float kernel */
+#define GEMM_MIN_TOK 32      /* tokens from which the blocked float kernel beats matrix-vector products */
 #define AMX_MIN_TOK_QUANT 64 /* ... and the quantized dot products (x2 for the K-quants, slower to dequantize) */
 
 static bool plain_float(owl_dtype t) { return t == OWL_F32 || t == OWL_F16 || t == OWL_BF16; }
@@ -89,24 +92,40 @@ static int threads_for(int64_t rows, int64_t work) {
 
 /* ---- matrix-vector ---- */
 
-static void gemv_range(const owl_mat *W, const float *x, float *y, int64_t r0, int64_t r1, owl_kernel_isa isa) {
+/* Rows [r0, r1) for n_tok tokens, four rows at a time: the four rows are
+ * read from memory once and stay in L1 for the other tokens. */
+static void gemv_range(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1,
+                       owl_kernel_isa isa) {
     const char *base = W->data;
+    const int64_t cols = W->cols, ldy = W->rows;
     int64_t r = r0;
+    float o[4];
     if (isa != OWL_ISA_SCALAR) {
         for (; r + 4 <= r1; r += 4) {
-            if (isa == OWL_ISA_AVX512) owl_dot4_avx512(W->dtype, base + (size_t)r * W->row_bytes, W->row_bytes, x, W->cols, y + r);
-            else owl_dot4_avx2(W->dtype, base + (size_t)r * W->row_bytes, W->row_bytes, x, W->cols, y + r);
+            const char *rows = base + (size_t)r * W->row_bytes;
+            for (int t = 0; t < n_tok; t++) {
+                const float *x = X + (size_t)t * cols;
+                if (isa == OWL_ISA_AVX512) owl_dot4_avx512(W->dtype, rows, W->row_bytes, x, cols, o);
+                else owl_dot4_avx2(W->dtype, rows, W->row_bytes, x, cols, o);
+                memcpy(Y + (size_t)t * ldy + r, o, sizeof o);
+            }
         }
     }
     for (; r < r1; r++) {
         const void *row = base + (size_t)r * W->row_bytes;
-        if (isa == OWL_ISA_AVX512) y[r] = owl_dot_avx512(W->dtype, row, x, W->cols);
-        else if (isa == OWL_ISA_AVX2) y[r] = owl_dot_avx2(W->dtype, row, x, W->cols);
-        else y[r] = owl_dot_scalar(W->dtype, row, x, W->cols);
+        for (int t = 0; t < n_tok; t++) {
+            const float *x = X + (size_t)t * cols;
+            float v;
+            if (isa == OWL_ISA_AVX512) v = owl_dot_avx512(W->dtype, row, x, cols);
+            else if (isa == OWL_ISA_AVX2) v = owl_dot_avx2(W->dtype, row, x, cols);
+            else v = owl_dot_scalar(W->dtype, row, x, cols);
+            Y[(size_t)t * ldy + r] = v;
+        }
     }
 }
 
-/* One token at a time (n_tok == 1, or the scalar reference for any n_tok). */
+/* Matrix-vector products for a few tokens (or the scalar reference for any
+ * number): the weights are streamed once whatever n_tok is. */
 static void gemv(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1, owl_kernel_isa isa) {
     int64_t R = r1 - r0;
     int nt = threads_for(R, R * W->cols * n_tok);
@@ -117,8 +136,7 @@ static void gemv(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t 
     {
         int64_t lo = r0 + chunk * omp_get_thread_num();
         int64_t hi = lo + chunk < r1 ? lo + chunk : r1;
-        for (int t = 0; t < n_tok && lo < hi; t++)
-            gemv_range(W, X + (size_t)t * W->cols, Y + (size_t)t * W->rows, lo, hi, isa);
+        if (lo < hi) gemv_range(W, X, Y, n_tok, lo, hi, isa);
     }
 }
 
@@ -292,7 +310,10 @@ void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int6
     }
     owl_kernel_isa isa = owl_kernel_level();
     if (n_tok >= AMX_MIN_TOK && owl_gemm_amx_usable(W->dtype) && owl_gemm_amx(W, X, Y, n_tok, r0, r1)) return;
-    if (n_tok == 1 || isa == OWL_ISA_SCALAR || !gemm(W, X, Y, n_tok, r0, r1, isa)) gemv(W, X, Y, n_tok, r0, r1, isa);
+    /* A few tokens: matrix-vector products that read the weights once beat
+     * converting them into packed panels. */
+    if (n_tok < GEMM_MIN_TOK || isa == OWL_ISA_SCALAR || !gemm(W, X, Y, n_tok, r0, r1, isa))
+        gemv(W, X, Y, n_tok, r0, r1, isa);
 }
 
 void owl_matmul(const owl_mat *W, const float *X, float *Y, int n_tok) { owl_matmul_rows(W, X, Y, n_tok, 0, W->rows); }
