@@ -101,6 +101,8 @@ int main(void) {
     ERR("{% for i in range(10**9) %}{% endfor %}", "1:18", "range() too big");
     ERR("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop iterations", NULL);
     ERR("{{ 'x' * 10**9 }}", "1:8", "bytes");
+    ERR("{% set big = 'x' * 10000000 %}{% for i in range(200) %}{% if 'y' in big %}{% endif %}{% endfor %}",
+        "1:66", "units of work");
     ERR("{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
         "limit", NULL);
     ERR("{% for i in range(100000) %}{{ 'y' * 1000 }}{% endfor %}", "output is over the limit", NULL);

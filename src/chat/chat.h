@@ -35,6 +35,7 @@ typedef struct owl_template owl_template;
 #define OWL_TEMPLATE_MAX_ITERATIONS 250000        /* loop iterations per render */
 #define OWL_TEMPLATE_MAX_MEMORY (256u << 20)      /* bytes of values per render */
 #define OWL_TEMPLATE_MAX_RANGE 100000             /* range() length, as jinja2's sandbox */
+#define OWL_TEMPLATE_MAX_WORK (1ull << 30)        /* bytes / items scanned per render */
 
 /* Parses a template. Errors name the line:column ("template:3:14: ..."). */
 owl_status owl_template_parse(const char *src, size_t len, owl_template **out);

@@ -210,6 +210,7 @@ typedef struct jstate {
     jbuf *out;
     jscope *globals;
     int64_t iterations;
+    uint64_t work;   /* bytes and items scanned by searches, methods, filters */
     int depth;       /* macro calls in progress */
     int eval_depth;  /* nested expression evaluations on the C stack */
     bool fixed_now;
@@ -220,6 +221,9 @@ typedef struct jstate {
  * "return jerr(node, ...)". */
 bool jerr(const jnode *at, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool jerr_again(const char *text);
+/* Charges units of work (bytes or items scanned); false + error past
+ * OWL_TEMPLATE_MAX_WORK, so that no template runs for long. */
+bool jinja_work(jstate *st, const jnode *at, uint64_t units);
 /* A failure reported without a position gets at's; returns false. */
 bool jinja_fail_at(const jnode *at);
 void jinja_reset_error(void);

@@ -25,6 +25,14 @@ bool jerr(const jnode *at, const char *fmt, ...) {
 }
 
 /* A failure reported below without a position gets the node's. */
+bool jinja_work(jstate *st, const jnode *at, uint64_t units) {
+    st->work += units;
+    if (st->work > OWL_TEMPLATE_MAX_WORK)
+        return jerr(at, "the template did more than %llu units of work (searching, copying)",
+                    (unsigned long long)OWL_TEMPLATE_MAX_WORK);
+    return true;
+}
+
 bool jinja_fail_at(const jnode *at) {
     if (!err_has_pos) {
         owl_error_prefix(OWL_ERR_FORMAT, "template:%d:%d", at->line, at->col);

@@ -501,6 +501,8 @@ bool jinja_filter(jstate *st, const jnode *at, const char *name, jval v, const j
 
 static bool filter_now(jstate *st, const jnode *at, const char *name, jval v, const jargs *a, jval *out) {
     jval x[4];
+    if (!jinja_work(st, at, v.t == JV_STR ? v.u.s->len : v.t == JV_LIST ? v.u.l->n : v.t == JV_DICT ? v.u.d->n : 1))
+        return false;
     jstr *s;
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
         static const char *const p[] = {"default_value", "boolean"};

@@ -156,6 +156,8 @@ bool jinja_getitem(jstate *st, const jnode *at, jval obj, jval key, jval *out) {
 }
 
 bool jinja_iter(jstate *st, const jnode *at, jval v, jlist **out) {
+    if (!jinja_work(st, at, v.t == JV_STR ? v.u.s->len : v.t == JV_LIST ? v.u.l->n : v.t == JV_DICT ? v.u.d->n : 1))
+        return false;
     switch (v.t) {
     case JV_LIST:
         if (v.u.l->poison) return jerr_again(v.u.l->poison);
@@ -472,6 +474,7 @@ static bool str_format(jstate *st, const jnode *at, const jstr *f, const jargs *
 }
 
 static bool str_method(jstate *st, const jnode *at, const jstr *s, const char *name, const jargs *a, jval *out) {
+    if (!jinja_work(st, at, s->len + 1)) return false;
     jval v[3];
     char what[64];
     snprintf(what, sizeof what, "str.%s()", name);
@@ -615,6 +618,7 @@ bool jinja_call_method(jstate *st, const jnode *at, jmethod *bm, const jargs *a,
     }
     if (self.t == JV_LIST) {
         static const char *const p[] = {"value"};
+        if (!jinja_work(st, at, self.u.l->n)) return false;
         if (!jinja_bind(at, what, a, p, 1, 1, NULL, v)) return false;
         int64_t c = 0, first = -1;
         for (size_t i = 0; i < self.u.l->n; i++)

@@ -81,6 +81,8 @@ static const char *op_name(int op) {
 }
 
 bool jinja_arith(jstate *st, const jnode *at, int op, jval a, jval b, jval *out) {
+    if (a.t == JV_STR && b.t == JV_STR && !jinja_work(st, at, a.u.s->len + b.u.s->len)) return false;
+    if (a.t == JV_LIST && b.t == JV_LIST && !jinja_work(st, at, a.u.l->n + b.u.l->n)) return false;
     if (op == OP_MOD && a.t == JV_STR) return jinja_printf(st, at, a.u.s, jv_is_markup(a), b, out);
     if (a.t == JV_UNDEF) return undefined_error(at, a);
     if (b.t == JV_UNDEF) return undefined_error(at, b);
@@ -205,7 +207,8 @@ bool jinja_compare(const jnode *at, jval a, jval b, bool ignore_case, int *out) 
 }
 
 static bool contains(jstate *st, const jnode *at, jval item, jval seq, bool *out) {
-    (void)st;
+    if (!jinja_work(st, at, seq.t == JV_STR ? seq.u.s->len : seq.t == JV_LIST ? seq.u.l->n : seq.t == JV_DICT ? seq.u.d->n : 1))
+        return false;
     switch (seq.t) {
     case JV_STR:
         if (item.t != JV_STR) return jerr(at, "'in <string>' requires string as left operand, not %s", jv_type_name(item));
@@ -230,6 +233,7 @@ static bool contains(jstate *st, const jnode *at, jval item, jval seq, bool *out
 }
 
 bool jinja_compare_op(jstate *st, const jnode *at, int op, jval a, jval b, bool *out) {
+    if (a.t == JV_LIST && b.t == JV_LIST && !jinja_work(st, at, a.u.l->n + b.u.l->n)) return false;
     int c;
     switch (op) {
     case OP_EQ: *out = jv_equal(a, b); return true;
