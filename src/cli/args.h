@@ -19,6 +19,7 @@ int cli_bench(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
 int cli_perplexity(int argc, char **argv);
 int cli_convert(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 
 /* "owl CMD: message (see owl CMD --help)"; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  run       generate text from a prompt with a GGUF, llama2.c or Hugging Face model\n"
+            "  chat      talk with a model in the terminal (or through a pipe)\n"
             "  tokenize  print the tokens of a text\n"
             "  bench     measure prompt processing and generation speed against the\n"
             "            machine's memory bandwidth\n"
@@ -51,6 +52,7 @@ int main(int argc, char **argv) {
         return main(3, help_argv);
     }
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0) return cli_chat(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0) return cli_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "quantize") == 0) return cli_quantize(argc - 1, argv + 1);

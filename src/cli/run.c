@@ -1,4 +1,5 @@
 /* owl run: generate text from a prompt, streaming it to stdout. */
+#include "chat/conversation.h"
 #include "cli/args.h"
 
 #include <fcntl.h>
@@ -29,6 +30,10 @@ static void run_help(FILE *f) {
             "  -f, --file FILE        read the prompt from FILE\n"
             "      --no-bos           do not put BOS before the prompt\n"
             "      --tokenizer PATH   tokenizer.bin for a llama2.c checkpoint\n"
+            "      --chat             the prompt is a user message: render it with the\n"
+            "                         model's chat template (ChatML if it has none), print\n"
+            "                         only the answer, stop at the end of the turn\n"
+            "      --system TEXT      with --chat: a system message first\n"
             "  -c, --ctx-size N       context size in tokens (default 0: the model's)\n"
             "  -n, --n-predict N      tokens to generate (default -1: until EOS or the\n"
             "                         context is full)\n"
@@ -79,9 +84,9 @@ static double now_ms(void) {
 }
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file, *tokenizer;
+    const char *model, *prompt, *prompt_file, *tokenizer, *system;
     int n_predict, n_ctx, threads, repeat_last_n;
-    bool no_bos, ids, quiet, seed_given;
+    bool no_bos, ids, quiet, seed_given, chat;
     owl_sampler_params sp;
 } run_opts;
 
@@ -149,6 +154,11 @@ static int parse(int argc, char **argv, run_opts *o) {
         } else if (strcmp(a, "--tokenizer") == 0) {
             VALUE();
             o->tokenizer = v;
+        } else if (strcmp(a, "--chat") == 0) {
+            o->chat = true;
+        } else if (strcmp(a, "--system") == 0) {
+            VALUE();
+            o->system = v;
         } else if (strcmp(a, "--no-bos") == 0) {
             o->no_bos = true;
         } else if (strcmp(a, "--ids") == 0) {
@@ -163,6 +173,7 @@ static int parse(int argc, char **argv, run_opts *o) {
     }
     if (!o->model) return cli_usage_error(CMD, "no model given");
     if (o->prompt && o->prompt_file) return cli_usage_error(CMD, "give the prompt with -p or -f, not both");
+    if (o->system && !o->chat) return cli_usage_error(CMD, "--system needs --chat");
     return -1;
 }
 
@@ -196,6 +207,7 @@ int cli_run(int argc, char **argv) {
     owl_ctx *ctx = NULL;
     owl_sampler *smp = NULL;
     owl_detok *dt = NULL;
+    owl_conv *conv = NULL;
     int32_t *ids = NULL, *gen = NULL;
     size_t n_ids = 0;
     int n_gen = 0;
@@ -209,7 +221,20 @@ int cli_run(int argc, char **argv) {
     owl_model_info info;
     owl_model_get_info(model, &info);
 
-    st = owl_tokenize(tok, prompt, prompt_len, !o.no_bos, false, &ids, &n_ids);
+    if (o.chat) { /* one user message through the chat template */
+        st = owl_conv_new(model, NULL, &conv);
+        if (st == OWL_OK && owl_conv_template_origin(conv) == OWL_CONV_TEMPLATE_CHATML)
+            fprintf(stderr, "owl run: model '%s' has no chat template: using ChatML\n", o.model);
+        if (st == OWL_OK && o.system) st = owl_conv_add(conv, "system", o.system, strlen(o.system));
+        if (st == OWL_OK) st = owl_conv_add(conv, "user", prompt, prompt_len);
+        if (st == OWL_OK) st = owl_conv_tokenize(conv, true, NULL, &ids, &n_ids);
+        if (st != OWL_OK) {
+            cli_error(CMD, "cannot render the prompt with the chat template: %s", owl_last_error());
+            goto done;
+        }
+    } else {
+        st = owl_tokenize(tok, prompt, prompt_len, !o.no_bos, false, &ids, &n_ids);
+    }
     if (st != OWL_OK) {
         cli_error(CMD, "cannot tokenize the prompt: %s", owl_last_error());
         goto done;
@@ -243,6 +268,10 @@ int cli_run(int argc, char **argv) {
     for (size_t i = 0; i < n_ids; i++) {
         owl_sampler_accept(smp, ids[i]);
         if (o.ids) continue;
+        if (o.chat) { /* only the answer is printed */
+            owl_detok_prime(dt, ids[i]);
+            continue;
+        }
         size_t len;
         const char *s = owl_detok_push(dt, ids[i], &len);
         if (s && !emit(s, len)) {
@@ -273,7 +302,7 @@ int cli_run(int argc, char **argv) {
             cli_error(CMD, "the model produced no usable logits (all NaN) at position %d", owl_ctx_pos(ctx));
             goto done;
         }
-        if (t == eos || t == bos) break;
+        if (t == eos || t == bos || (conv && owl_conv_is_stop(conv, t))) break;
         owl_sampler_accept(smp, t);
         gen[n_gen++] = t;
         if (!o.ids) {
@@ -323,6 +352,7 @@ done:
     free(gen);
     free(ids);
     owl_detok_free(dt);
+    owl_conv_free(conv);
     owl_sampler_free(smp);
     owl_ctx_free(ctx);
     owl_model_free(model);

@@ -144,16 +144,17 @@ def random_tensor(rng, shape, kind):
     return r * np.float32(1.0 / np.sqrt(shape[-1]))
 
 
-def vocab_pieces(n):
-    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % i for i in range(256)]
-    types = [2, 3, 3] + [6] * 256
+def vocab_pieces(n, specials=()):
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % i for i in range(256)] + list(specials)
+    types = [2, 3, 3] + [6] * 256 + [3] * len(specials)
     i = 0
     while len(pieces) < n:
         pieces.append("\u2581t%d" % i)
         types.append(1)
         i += 1
     pieces, types = pieces[:n], types[:n]
-    scores = [0.0] * min(n, 259) + [-float(j) for j in range(max(0, n - 259))]
+    k = 259 + len(specials)
+    scores = [0.0] * min(n, k) + [-float(j) for j in range(max(0, n - k))]
     return pieces, scores, types
 
 
@@ -175,7 +176,7 @@ def header(a, plan):
         meta.append(kv(arch + ".rope.scaling.type", T_STR, "linear"))
         meta.append(kv(arch + ".rope.scaling.factor", T_F32, a.rope_linear))
     if not a.no_tokenizer:
-        pieces, scores, types = vocab_pieces(a.vocab)
+        pieces, scores, types = vocab_pieces(a.vocab, a.special)
         meta += [kv("tokenizer.ggml.model", T_STR, "llama"),
                  kv_arr("tokenizer.ggml.tokens", T_STR, pieces),
                  kv_arr("tokenizer.ggml.scores", T_F32, scores),
@@ -235,6 +236,8 @@ def main():
     ap.add_argument("--drop", default=None)
     ap.add_argument("--bad-shape", default=None)
     ap.add_argument("--set", action="append", default=[], help="KEY=TYPE:VALUE (TYPE u32, i32, f32, str)")
+    ap.add_argument("--special", action="append", default=[],
+                    help="a control token (e.g. <|im_end|>) after the byte tokens (ids 259, 260, ...)")
     ap.add_argument("--unset", action="append", default=[], help="KEY to leave out")
     a = ap.parse_args()
     if a.preset:
@@ -245,8 +248,8 @@ def main():
         a.kv_heads = a.heads
     if a.rope_base is None and a.arch == "qwen2":
         a.rope_base = 1e6
-    if a.dim % a.heads or a.heads % a.kv_heads or a.vocab < 259:
-        ap.error("need dim %% heads == 0, heads %% kv_heads == 0, vocab >= 259")
+    if a.dim % a.heads or a.heads % a.kv_heads or a.vocab < 259 + len(a.special):
+        ap.error("need dim %% heads == 0, heads %% kv_heads == 0, vocab >= 259 + number of --special")
 
     plan = tensor_plan(a)
     head, offsets = header(a, plan)
