@@ -23,6 +23,7 @@
  * thread packs the tokens it needs itself (no barriers); the sums of a
  * group stay in a per-thread buffer across the k blocks and are transposed
  * into Y once. */
+#include "tensor/avx512_util.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 
@@ -71,30 +72,6 @@ TGT static inline __m512i split_bf16(__m512 a, __m512 b, __m512 *lo_a, __m512 *l
 /* The bf16 of 32 floats in k order (a: k 0..15, b: k 16..31). */
 TGT static inline __m512i to_bf16(__m512 a, __m512 b) { return (__m512i)_mm512_cvtne2ps_pbh(b, a); }
 
-/* 16 x 16 transpose of 32-bit elements: r[i][j] -> r[j][i]. */
-TGT static inline void transpose16(__m512i r[16]) {
-    __m512i t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    /* u[4q + e], lane L = rows 4q..4q+3 of column 4L + e */
-    for (int e = 0; e < 4; e++) {
-        __m512i v = _mm512_shuffle_i32x4(u[e], u[4 + e], 0x88), w = _mm512_shuffle_i32x4(u[e], u[4 + e], 0xdd);
-        __m512i v2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0x88), w2 = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], 0xdd);
-        r[e] = _mm512_shuffle_i32x4(v, v2, 0x88);
-        r[8 + e] = _mm512_shuffle_i32x4(v, v2, 0xdd);
-        r[4 + e] = _mm512_shuffle_i32x4(w, w2, 0x88);
-        r[12 + e] = _mm512_shuffle_i32x4(w, w2, 0xdd);
-    }
-}
-
 TGT static inline __m512 load16(owl_dtype t, const void *row, int64_t k, __mmask16 m) {
     if (t == OWL_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + k);
     __m256i v = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k);
@@ -127,8 +104,8 @@ TGT static void pack_tokens_tile(const float *X, int64_t ldx, int64_t klen, int 
                 l[t] = to_bf16(la, lb);
             }
         }
-        transpose16(h);
-        transpose16(l);
+        owl_transpose16_avx512(h);
+        owl_transpose16_avx512(l);
         for (int i = 0; i < 16; i++) {
             _mm512_store_si512(hi + i, h[i]);
             _mm512_store_si512(lo + i, l[i]);
@@ -250,7 +227,7 @@ TGT static void write_back(const float *cb, int npair, int ntc, int nr, float *y
             __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
             __m512i v[16];
             for (int i = 0; i < 16; i++) v[i] = _mm512_load_si512(tile + i * 16);
-            transpose16(v);
+            owl_transpose16_avx512(v);
             for (int j = 0; j < 16 && tok0 + j < ntc; j++) {
                 _mm512_mask_storeu_ps(y + (size_t)(tok0 + j) * ldy + row0, m, _mm512_castsi512_ps(v[j]));
             }

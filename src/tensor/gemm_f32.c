@@ -3,11 +3,12 @@
  * panel (see kernels.h for the layouts). AVX-512: 24 zmm accumulators, two
  * weight loads and twelve broadcasts per k. AVX2: the same tile in four
  * passes of 3 tokens (12 ymm accumulators). */
+#include "tensor/avx512_util.h"
 #include "tensor/kernels.h"
 
 #include <immintrin.h>
 
-#define TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
 #define TGT2 __attribute__((target("avx2,fma")))
 
 #define MR OWL_GEMM_MR
@@ -91,5 +92,29 @@ TGT2 void owl_gemm_micro_avx2(const float *wp, const float *xp, int kc, float *c
         OUT(b, j0 + 1);
         OUT(d, j0 + 2);
 #undef OUT
+    }
+}
+
+TGT512 static inline __m512 load16(owl_dtype t, const char *row, int k, __mmask16 m) {
+    if (t == OWL_F32) return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+    __m256i v = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k);
+    if (t == OWL_F16) return _mm512_cvtph_ps(v);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+TGT512 void owl_gemm_pack_avx512(owl_dtype t, const void *rows, size_t row_bytes, int nr, int kc, float *wp) {
+    for (int half = 0; half < MR / 16; half++) {
+        for (int k = 0; k < kc; k += 16) {
+            int nk = kc - k < 16 ? kc - k : 16;
+            __mmask16 m = (__mmask16)((1u << nk) - 1);
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) {
+                int row = half * 16 + i;
+                v[i] = row < nr ? _mm512_castps_si512(load16(t, (const char *)rows + (size_t)row * row_bytes, k, m))
+                                : _mm512_setzero_si512();
+            }
+            owl_transpose16_avx512(v);
+            for (int j = 0; j < nk; j++) _mm512_store_si512(wp + (size_t)(k + j) * MR + half * 16, v[j]);
+        }
     }
 }

@@ -47,6 +47,9 @@ void owl_dot4_avx512(owl_dtype t, const void *a, size_t stride, const float *b, 
 #define OWL_GEMM_NR 12
 void owl_gemm_micro_avx512(const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc);
 void owl_gemm_micro_avx2(const float *wp, const float *xp, int kc, float *c, int64_t ldc, bool acc);
+/* wp[k][MR] (64-byte aligned) from nr <= MR rows of type t (F32, F16, BF16)
+ * starting at rows, row_bytes apart, kc columns; missing rows are zero. */
+void owl_gemm_pack_avx512(owl_dtype t, const void *rows, size_t row_bytes, int nr, int kc, float *wp);
 
 /* Per-thread scratch memory that only grows (no allocation on the hot
  * path) and is freed when the thread exits: slot < OWL_SCRATCH_SLOTS,

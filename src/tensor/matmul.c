@@ -158,6 +158,10 @@ static void pack_tokens(const float *X, int64_t cols, int t0, int nt, float *xp)
 static void pack_weights(const owl_mat *W, int64_t r, int nr, int64_t k0, int kc, float *wp, float *tmp, owl_kernel_isa isa) {
     const char *base = W->data;
     size_t esz = W->dtype == OWL_F32 ? 4 : 2;
+    if (isa == OWL_ISA_AVX512) {
+        owl_gemm_pack_avx512(W->dtype, base + (size_t)r * W->row_bytes + (size_t)k0 * esz, W->row_bytes, nr, kc, wp);
+        return;
+    }
     for (int i = 0; i < nr; i++) {
         const char *src = base + (size_t)(r + i) * W->row_bytes + (size_t)k0 * esz;
         const float *f;
