@@ -1,6 +1,7 @@
 /* owl: the command-line entry point. One file per subcommand; this one only
  * dispatches and prints the overview. */
 #include "cli/args.h"
+#include "cli/serve_cli.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,9 @@ static void usage(FILE *f) {
             "  quantize  quantize a GGUF model (Q8_0, Q4_K_M, ... as llama.cpp's mixes)\n"
             "  perplexity  perplexity of a model on a text, KL divergence to a base model\n"
             "  convert   convert a Hugging Face model directory to GGUF\n"
+            "  serve     OpenAI-compatible HTTP server (API keys, audit log, metrics)\n"
+            "  keys      create, list and revoke the server's API keys\n"
+            "  audit     verify the hash chain of the server's audit log\n"
             "\n"
             "options:\n"
             "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
@@ -58,6 +62,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "quantize") == 0) return cli_quantize(argc - 1, argv + 1);
     if (strcmp(cmd, "perplexity") == 0) return cli_perplexity(argc - 1, argv + 1);
     if (strcmp(cmd, "convert") == 0) return cli_convert(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) return cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0) return cli_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0) return cli_audit(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

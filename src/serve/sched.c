@@ -1,0 +1,360 @@
+/* The scheduler: a fixed number of slots, each with its own context (KV
+ * cache), and one thread that runs a generation step for every active slot
+ * in turn. Requests wait in a bounded queue and join a free slot between
+ * steps; a slot is picked by the longest common prefix of the new prompt
+ * with the tokens its cache holds, and only the rest of the prompt is
+ * evaluated. Finished, cancelled and timed-out requests leave between
+ * steps. */
+#include "serve/serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+owl_gen *owl_gen_new(void) {
+    owl_gen *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->refs = 1;
+    owl_sampler_defaults(&g->sp);
+    return g;
+}
+
+void owl_gen_unref(owl_gen *g) {
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    int r = --g->refs;
+    pthread_mutex_unlock(&g->mu);
+    if (r > 0) return;
+    free(g->prompt);
+    for (int i = 0; i < g->n_stops; i++) free(g->stops[i]);
+    free(g->stops);
+    free(g->text);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+typedef struct slot {
+    owl_ctx *ctx;
+    int32_t *cache; /* tokens the KV cache holds, n_ctx of room */
+    int n_cache;
+    owl_gen *g;
+    owl_sampler *smp;
+    owl_detok *dt;
+    bool started;
+    double t_last;
+} slot;
+
+struct owl_sched {
+    owl_model *model;
+    const owl_tokenizer *tok;
+    int n_vocab, n_ctx;
+    slot *slots;
+    int n_slots, n_active;
+    owl_gen **queue;
+    int q_cap, q_head, q_len;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool thread_started, stopping;
+};
+
+static void *sched_main(void *arg);
+
+owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap, owl_sched **out) {
+    *out = NULL;
+    if (n_slots < 1 || n_slots > 256 || queue_cap < 0) return owl_errorf(OWL_ERR_ARG, "scheduler: %d slots, queue %d", n_slots, queue_cap);
+    owl_sched *s = calloc(1, sizeof *s);
+    if (!s) return owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
+    s->model = model;
+    s->tok = owl_model_tokenizer(model);
+    owl_model_info info;
+    owl_model_get_info(model, &info);
+    s->n_vocab = info.n_vocab;
+    s->n_slots = n_slots;
+    s->q_cap = queue_cap;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->slots = calloc((size_t)n_slots, sizeof *s->slots);
+    s->queue = calloc((size_t)queue_cap + (size_t)n_slots, sizeof *s->queue);
+    owl_status st = (s->slots && s->queue) ? OWL_OK : owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
+    for (int i = 0; i < n_slots && st == OWL_OK; i++) {
+        st = owl_ctx_new(model, n_ctx, &s->slots[i].ctx);
+        if (st != OWL_OK) break;
+        s->n_ctx = owl_ctx_size(s->slots[i].ctx);
+        s->slots[i].cache = malloc((size_t)s->n_ctx * sizeof(int32_t));
+        if (!s->slots[i].cache) st = owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
+    }
+    if (st == OWL_OK) {
+        if (pthread_create(&s->thread, NULL, sched_main, s) != 0)
+            st = owl_errorf(OWL_ERR_NOMEM, "scheduler: cannot start its thread");
+        else
+            s->thread_started = true;
+    }
+    if (st != OWL_OK) {
+        owl_sched_free(s);
+        return st;
+    }
+    *out = s;
+    return OWL_OK;
+}
+
+void owl_sched_free(owl_sched *s) {
+    if (!s) return;
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+    }
+    for (int i = 0; s->slots && i < s->n_slots; i++) {
+        owl_ctx_free(s->slots[i].ctx);
+        free(s->slots[i].cache);
+    }
+    free(s->slots);
+    free(s->queue);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}
+
+int owl_sched_ctx_size(const owl_sched *s) { return s->n_ctx; }
+
+bool owl_sched_submit(owl_sched *s, owl_gen *g) {
+    pthread_mutex_lock(&s->mu);
+    /* waiting room: q_cap requests beyond those a free slot takes now */
+    bool ok = !s->stopping && (s->q_len < s->q_cap || s->n_active + s->q_len < s->n_slots);
+    if (ok) {
+        pthread_mutex_lock(&g->mu);
+        g->refs++;
+        pthread_mutex_unlock(&g->mu);
+        s->queue[(s->q_head + s->q_len) % (s->q_cap + s->n_slots)] = g;
+        s->q_len++;
+        pthread_cond_broadcast(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+void owl_sched_cancel(owl_sched *s, owl_gen *g) {
+    pthread_mutex_lock(&g->mu);
+    g->cancelled = true;
+    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void owl_sched_stats(owl_sched *s, int *queued, int *active) {
+    pthread_mutex_lock(&s->mu);
+    *queued = s->q_len;
+    *active = s->n_active;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the generation thread ---- */
+
+static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
+    int n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
+
+static void gen_finish(owl_gen *g, owl_finish f, const char *err) {
+    pthread_mutex_lock(&g->mu);
+    if (!g->done) {
+        g->done = true;
+        g->finish = f;
+        g->hold = 0;
+        if (err) snprintf(g->err, sizeof g->err, "%s", err);
+        pthread_cond_broadcast(&g->cv);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void slot_release(owl_sched *s, slot *sl) {
+    owl_metrics_tokens(sl->g ? sl->g->n_prompt : 0, sl->g ? sl->g->n_gen : 0);
+    owl_sampler_free(sl->smp);
+    owl_detok_free(sl->dt);
+    sl->smp = NULL;
+    sl->dt = NULL;
+    owl_gen_unref(sl->g);
+    sl->g = NULL;
+    sl->started = false;
+    s->n_active--;
+}
+
+/* Appends a piece of text and looks for stop strings; true if one ended the
+ * text (cut before it). Called with g->mu held. */
+static bool append_text(owl_gen *g, const char *p, size_t n) {
+    if (n == 0) return false;
+    if (g->len + n + 1 > g->cap) {
+        size_t nc = (g->len + n + 1) * 2;
+        char *nt = realloc(g->text, nc);
+        if (!nt) return false;
+        g->text = nt;
+        g->cap = nc;
+    }
+    size_t old = g->len;
+    memcpy(g->text + g->len, p, n);
+    g->len += n;
+    g->text[g->len] = 0;
+    size_t hold = 0;
+    for (int i = 0; i < g->n_stops; i++) {
+        const char *st = g->stops[i];
+        size_t sl = strlen(st);
+        if (sl == 0) continue;
+        size_t from = old >= sl - 1 ? old - (sl - 1) : 0;
+        char *hit = memmem(g->text + from, g->len - from, st, sl);
+        if (hit) {
+            g->len = (size_t)(hit - g->text);
+            g->text[g->len] = 0;
+            g->hold = 0;
+            return true;
+        }
+        for (size_t k = sl - 1 < g->len ? sl - 1 : g->len; k > 0; k--)
+            if (memcmp(g->text + g->len - k, st, k) == 0) {
+                if (k > hold) hold = k;
+                break;
+            }
+    }
+    g->hold = hold;
+    return false;
+}
+
+/* Starts a slot's request: reuse the cached prefix, evaluate the rest. */
+static bool slot_start(owl_sched *s, slot *sl) {
+    owl_gen *g = sl->g;
+    int p = common_prefix(sl->cache, sl->n_cache, g->prompt, g->n_prompt);
+    if (p >= g->n_prompt) p = g->n_prompt - 1; /* the last token is run again for its logits */
+    if (p > owl_ctx_pos(sl->ctx)) p = owl_ctx_pos(sl->ctx);
+    owl_ctx_truncate(sl->ctx, p);
+    sl->n_cache = p;
+    g->n_cached = p;
+    g->sp.repeat_last_n = g->sp.repeat_last_n < 0 ? s->n_ctx : g->sp.repeat_last_n;
+    owl_status st = owl_sampler_new(&g->sp, s->n_vocab, &sl->smp);
+    if (st == OWL_OK) st = owl_detok_new(s->tok, &sl->dt);
+    if (st == OWL_OK) st = owl_ctx_eval(sl->ctx, g->prompt + p, g->n_prompt - p, false);
+    if (st != OWL_OK) {
+        gen_finish(g, OWL_FINISH_ERROR, owl_last_error());
+        return false;
+    }
+    memcpy(sl->cache + p, g->prompt + p, (size_t)(g->n_prompt - p) * sizeof(int32_t));
+    sl->n_cache = g->n_prompt;
+    for (int i = 0; i < g->n_prompt; i++) owl_sampler_accept(sl->smp, g->prompt[i]);
+    owl_detok_prime(sl->dt, g->prompt[g->n_prompt - 1]);
+    sl->started = true;
+    return true;
+}
+
+/* One generation step of a slot; false when its request is over. */
+static bool slot_step(owl_sched *s, slot *sl, double t0) {
+    owl_gen *g = sl->g;
+    pthread_mutex_lock(&g->mu);
+    bool cancelled = g->cancelled;
+    pthread_mutex_unlock(&g->mu);
+    if (cancelled) {
+        gen_finish(g, OWL_FINISH_ERROR, "cancelled");
+        return false;
+    }
+    if (g->deadline_ms > 0 && owl_time_ms() > g->deadline_ms) {
+        gen_finish(g, OWL_FINISH_ERROR, "timeout");
+        return false;
+    }
+    if (!sl->started) {
+        if (!slot_start(s, sl)) return false;
+        sl->t_last = t0;
+    }
+    int32_t t = owl_sampler_sample(sl->smp, owl_ctx_logits(sl->ctx, -1));
+    if (t < 0) {
+        gen_finish(g, OWL_FINISH_ERROR, "the model produced no usable logits");
+        return false;
+    }
+    double now = owl_time_ms();
+    bool end = t == owl_token_eos(s->tok) || t == owl_token_bos(s->tok) ||
+               (g->stop_on_special && owl_token_is_special(s->tok, t));
+    if (end) {
+        size_t n = 0;
+        const char *rest = owl_detok_flush(sl->dt, &n);
+        pthread_mutex_lock(&g->mu);
+        if (rest) append_text(g, rest, n);
+        pthread_mutex_unlock(&g->mu);
+        gen_finish(g, OWL_FINISH_STOP, NULL);
+        return false;
+    }
+    owl_sampler_accept(sl->smp, t);
+    size_t n = 0;
+    const char *piece = owl_detok_push(sl->dt, t, &n);
+    pthread_mutex_lock(&g->mu);
+    bool first = g->n_gen == 0;
+    g->n_gen++;
+    if (first) g->t_first_ms = now;
+    bool stopped = piece ? append_text(g, piece, n) : false;
+    bool length = g->n_gen >= g->max_tokens || owl_ctx_pos(sl->ctx) >= s->n_ctx;
+    if (!stopped && length) {
+        size_t rn = 0;
+        const char *rest = owl_detok_flush(sl->dt, &rn);
+        if (rest) stopped = append_text(g, rest, rn);
+    }
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (first)
+        owl_metrics_ttft((now - sl->t_last) / 1e3);
+    else
+        owl_metrics_token_latency((now - sl->t_last) / 1e3);
+    sl->t_last = now;
+    if (stopped || length) {
+        gen_finish(g, stopped ? OWL_FINISH_STOP : OWL_FINISH_LENGTH, NULL);
+        return false;
+    }
+    owl_status st = owl_ctx_eval(sl->ctx, &t, 1, false);
+    if (st != OWL_OK) {
+        gen_finish(g, OWL_FINISH_ERROR, owl_last_error());
+        return false;
+    }
+    sl->cache[sl->n_cache++] = t;
+    return true;
+}
+
+static void *sched_main(void *arg) {
+    owl_sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        /* admit queued requests into free slots */
+        while (s->q_len > 0 && s->n_active < s->n_slots) {
+            owl_gen *g = s->queue[s->q_head];
+            s->q_head = (s->q_head + 1) % (s->q_cap + s->n_slots);
+            s->q_len--;
+            int best = -1, best_p = -1;
+            for (int i = 0; i < s->n_slots; i++) {
+                if (s->slots[i].g) continue;
+                int p = common_prefix(s->slots[i].cache, s->slots[i].n_cache, g->prompt, g->n_prompt);
+                if (p > best_p) {
+                    best_p = p;
+                    best = i;
+                }
+            }
+            s->slots[best].g = g;
+            s->slots[best].started = false;
+            s->n_active++;
+        }
+        if (s->n_active == 0) {
+            if (s->stopping && s->q_len == 0) break;
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        double t0 = owl_time_ms();
+        bool over[256];
+        int n = s->n_slots < 256 ? s->n_slots : 256;
+        for (int i = 0; i < n; i++) over[i] = s->slots[i].g && !slot_step(s, &s->slots[i], t0);
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < n; i++)
+            if (over[i]) slot_release(s, &s->slots[i]);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
