@@ -2,6 +2,7 @@
  * dispatches and prints the overview. */
 #include "cli/args.h"
 #include "cli/serve_cli.h"
+#include "cli/govern_cli.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
             "  serve     OpenAI-compatible HTTP server (API keys, audit log, metrics)\n"
             "  keys      create, list and revoke the server's API keys\n"
             "  audit     verify the hash chain of the server's audit log\n"
+            "  license   what a model's licence allows (GGUF keys, model card, LICENSE files)\n"
             "\n"
             "options:\n"
             "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
@@ -65,6 +67,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "serve") == 0) return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0) return cli_keys(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0) return cli_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "license") == 0) return cli_license(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -1,0 +1,141 @@
+/* govern/: what a model's licence allows, policies that act on it, and the
+ * integrity of model files.
+ *
+ * Licences are found in three places: GGUF metadata (general.license,
+ * general.license.name, general.license.link), the YAML front matter of a
+ * Hugging Face model card (README.md: license, license_name, license_link)
+ * and licence files (LICENSE, LICENSE.txt, LICENSE.md, USE_POLICY.md, ...).
+ * Licence files are recognised by their text only: the text is normalised
+ * (case, whitespace, quotes, CRLF, markdown markup, a mirror's leading
+ * "[For the original ... see URL]" line) and the part between a licence's
+ * first and last phrase must have exactly the fingerprint (SHA-256) of a
+ * published copy. Anything else - a removed section, an added clause, a
+ * changed number - is "unknown", never a near guess. */
+#ifndef OWL_GOVERN_H
+#define OWL_GOVERN_H
+
+#include "base/base.h"
+#include "format/format.h"
+
+/* ---- the licence table (license_table.c) ---- */
+
+typedef enum owl_term {
+    OWL_TERM_UNKNOWN = 0,
+    OWL_TERM_YES,         /* allowed, at most notice / attribution duties */
+    OWL_TERM_CONDITIONAL, /* allowed under a further condition (use restrictions
+                             passed on, non-commercial scope, MAU threshold,
+                             naming duty, ShareAlike) */
+    OWL_TERM_NO,          /* not granted */
+    OWL_TERM_NA,          /* a policy: grants nothing, only restricts */
+} owl_term;
+
+typedef struct owl_license_info {
+    const char *id;           /* SPDX id or a stable name ("llama3.1-community") */
+    const char *name;         /* human name */
+    bool policy;              /* an acceptable/prohibited use policy, not a licence */
+    owl_term commercial;      /* commercial use */
+    owl_term redistribution;  /* redistributing the weights */
+    owl_term derivatives;     /* fine-tunes and other derivatives */
+    bool attribution;         /* notice / attribution required */
+    const char *naming;       /* naming duty, NULL if none */
+    bool use_restrictions;    /* field-of-use restrictions apply */
+    const char *user_threshold; /* "700M MAU", NULL if none */
+    bool osi;                 /* OSI-approved licence */
+    bool open_weight;         /* meets the Open Weight Definition's criteria (see the table) */
+    bool text_known;          /* owl can recognise its text */
+    const char *clause;       /* the clause(s) the attributes rest on */
+} owl_license_info;
+
+/* The table entry for an id (case-sensitive), or NULL. */
+const owl_license_info *owl_license_find(const char *id);
+/* Entry i of the table (NULL past the end). */
+const owl_license_info *owl_license_at(size_t i);
+/* A model card / GGUF licence tag ("apache-2.0", "llama3.1", "gemma",
+ * "openrail++", "other" + name "mrl", ...) -> table entry, or NULL when the
+ * tag names no licence owl knows ("unknown", "other" without a name, ...).
+ * name may be NULL. */
+const owl_license_info *owl_license_from_tag(const char *tag, const char *name);
+const char *owl_term_name(owl_term t); /* "yes", "conditional", "no", "n/a", "unknown" */
+
+/* ---- licence texts (license_text.c) ---- */
+
+typedef struct owl_license_match {
+    const owl_license_info *info; /* NULL: unknown */
+    const char *variant;          /* which published copy ("last modified 2024-04-01") */
+    const owl_license_info *resembles; /* unknown, but starts/ends like this one */
+    char reason[160];             /* why unknown, when it is */
+} owl_license_match;
+
+/* Classifies a licence text. Fails (OWL_ERR_FORMAT, naming `name`) only when
+ * the bytes are not text: binary, invalid UTF-8 (e.g. Latin-1), broken
+ * UTF-16. UTF-8 with or without BOM and UTF-16 with a BOM are read. */
+owl_status owl_license_classify_text(const char *name, const uint8_t *data, size_t size, owl_license_match *out);
+/* The normalised text (malloc'd) the matcher works on; for tools and tests. */
+owl_status owl_license_normalize(const char *name, const uint8_t *data, size_t size, char **out, size_t *out_len);
+/* For every table text whose first and last phrase occur in the text: its
+ * id and the fingerprint of the text between them (16 hex digits), one per
+ * line, into a malloc'd string. Used to add a published copy to the table. */
+owl_status owl_license_fingerprints(const char *name, const uint8_t *data, size_t size, char **out);
+
+/* ---- model card front matter (frontmatter.c) ---- */
+
+typedef struct owl_frontmatter {
+    char *license;      /* NULL when absent; "" never (empty is an error) */
+    char *license_name;
+    char *license_link;
+    bool license_is_list; /* license: was a list (several licences) */
+    bool present;       /* the card has front matter at all */
+} owl_frontmatter;
+
+/* Parses the YAML front matter of a model card (the subset cards use: block
+ * mappings and sequences, plain / quoted / block scalars, flow collections).
+ * Broken YAML fails with OWL_ERR_FORMAT naming the file and line. A card
+ * without front matter gives present = false. */
+owl_status owl_frontmatter_parse(const char *name, const char *text, size_t len, owl_frontmatter *out);
+void owl_frontmatter_free(owl_frontmatter *fm);
+
+/* ---- a model's licence (license_detect.c) ---- */
+
+typedef enum owl_license_source_kind {
+    OWL_LIC_SRC_GGUF,  /* general.license keys */
+    OWL_LIC_SRC_CARD,  /* README.md front matter */
+    OWL_LIC_SRC_TEXT,  /* a licence file */
+} owl_license_source_kind;
+
+typedef struct owl_license_source {
+    owl_license_source_kind kind;
+    char *where;          /* file name (and key) */
+    char *declared;       /* the tag / name as written (GGUF, card) */
+    char *link;           /* license_link / general.license.link */
+    owl_license_match match;
+    char *error;          /* could not be read or parsed (then match is unknown) */
+} owl_license_source;
+
+typedef struct owl_license_report {
+    owl_license_source *src;
+    size_t n;
+    /* The model's licence: the licence texts' verdict, else the card's, else
+     * GGUF's; NULL (unknown) when nothing names a known licence or two
+     * sources name different licences (conflict set). Policies (AUPs) found
+     * beside a licence are listed in src but never become the licence. */
+    const owl_license_info *license;
+    bool conflict;
+    char note[256];       /* why unknown / which sources conflict */
+} owl_license_report;
+
+/* Detects the licence of a GGUF file (its metadata) or a directory (model
+ * card, licence files, and any *.gguf in it is not read). Unreadable single
+ * sources are recorded in the report, not failures; fails only when path
+ * itself cannot be read. */
+owl_status owl_license_detect(const char *path, owl_license_report *out);
+/* The same from a metadata dictionary already read. */
+owl_status owl_license_detect_meta(const char *name, const owl_meta *meta, owl_license_report *out);
+void owl_license_report_free(owl_license_report *r);
+
+/* ---- SHA-256 (sha256.c) ---- */
+
+/* Hex digest (65 bytes with NUL) of a whole file, streamed. */
+owl_status owl_sha256_file(const char *path, char hex[65]);
+owl_status owl_sha256_mem(const void *data, size_t size, char hex[65]);
+
+#endif
