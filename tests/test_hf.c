@@ -391,7 +391,8 @@ static void test_gemma2(void) {
     }
     owl_model *m;
     s = owl_model_load(dir, NULL, &m);
-    CHECKF(s != OWL_OK && strstr(owl_last_error(), "\"gemma2\" is read but not runnable yet"), "%s", owl_last_error());
+    /* gemma2 runs now (test_families); this one-matrix directory misses the rest */
+    CHECKF(s != OWL_OK && strstr(owl_last_error(), "missing tensor blk.0.attn_k.weight"), "%s", owl_last_error());
     free(st);
     free(dir);
 }

@@ -236,6 +236,37 @@ static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_fam
         if ((st = cfg_num(&c, c.root, caps[i], 0.0, 0.0, 1e9, &cap))) goto done;
         if (cap > 0 && (st = set_f32(&c, caps[i], cap))) goto done;
     }
+    /* Gemma 2/3: query scale, the local layers' RoPE base and which layers
+     * are local (keys of owl's where llama.cpp hard-codes the values) */
+    double qpas, rlb;
+    int64_t pat;
+    if ((st = cfg_num(&c, c.root, "query_pre_attn_scalar", 0.0, 0.0, 1e9, &qpas)) ||
+        (st = cfg_num(&c, c.root, "rope_local_base_freq", 0.0, 0.0, 1e12, &rlb)) ||
+        (st = cfg_int(&c, "sliding_window_pattern", false, 0, 0, 4096, &pat)))
+        goto done;
+    if (qpas > 0 && (st = set_f32(&c, "attention.scale", 1.0 / sqrt(qpas)))) goto done;
+    if (rlb > 0 && (st = set_f32(&c, "rope.freq_base_swa", rlb))) goto done;
+    json_t *lt = json_object_get(c.root, "layer_types");
+    if (json_is_array(lt) && swa > 0) { /* as a period: layer l global iff (l + 1) % pat == 0 */
+        size_t nl = json_array_size(lt), first_full = nl;
+        for (size_t i = 0; i < nl && first_full == nl; i++)
+            if (json_string_value(json_array_get(lt, i)) &&
+                strcmp(json_string_value(json_array_get(lt, i)), "full_attention") == 0)
+                first_full = i;
+        pat = first_full == nl ? 0 : (int64_t)first_full + 1;
+        for (size_t i = 0; i < nl; i++) {
+            const char *t = json_string_value(json_array_get(lt, i));
+            const char *want = pat == 0 || (int64_t)(i + 1) % pat != 0 ? "sliding_attention" : "full_attention";
+            if (!t || strcmp(t, want) != 0) {
+                st = owl_errorf(OWL_ERR_UNSUPPORTED,
+                                "%s: layer_types[%zu] is '%.40s': owl runs windowed layers in a period only", file, i,
+                                t ? t : "(not a string)");
+                goto done;
+            }
+        }
+        if (pat == 0) pat = (int64_t)nl + 1; /* every layer local */
+    }
+    if (pat > 0 && (st = set_u32(&c, "attention.sliding_window_pattern", pat))) goto done;
 
     json_t *rs = json_object_get(c.root, "rope_scaling");
     if (rs && !json_is_null(rs)) {

@@ -30,10 +30,11 @@ size_t owl_model_attention_scratch(int n_ctx, int head_dim) {
 /* Attention of one query row q (hd floats) over keys/values 0..n_keys-1 at
  * K, V (row stride `stride` floats); sc: n_keys floats of scratch. */
 static void attend_row_ref(const float *q, const float *K, const float *V, size_t stride, int n_keys, int hd,
-                           float scale, float *sc, float *out) {
+                           float scale, float cap, float *sc, float *out) {
     float mx = -INFINITY;
     for (int j = 0; j < n_keys; j++) {
         float s = owl_dot_f32(OWL_F32, K + (size_t)j * stride, q, hd) * scale;
+        if (cap > 0) s = cap * tanhf(s / cap); /* soft-capped scores (Gemma 2) */
         sc[j] = s;
         if (s > mx) mx = s;
     }
@@ -171,8 +172,13 @@ block_out(const float *S, const float *V, size_t stride, int n_keys, const float
  * owl_model_attention_scratch floats. */
 __attribute__((target("avx512f"))) static void attend_block_avx512(const float *Q, size_t q_stride, int nb,
                                                                     const float *K, const float *V, size_t stride,
-                                                                    int pos_first, int hd, float scale,
+                                                                    int pos_first, int win, int hd, float scale,
                                                                     float *scratch, float *O, size_t o_stride) {
+    /* keys k_lo.. (the window of the first query, win > 0) up to the last query */
+    const int k_lo = win > 0 && pos_first - win + 1 > 0 ? pos_first - win + 1 : 0;
+    K += (size_t)k_lo * stride;
+    V += (size_t)k_lo * stride;
+    pos_first -= k_lo; /* positions relative to k_lo from here on */
     const int n_keys = pos_first + nb;
     float *S = scratch;                                   /* [n_keys][16] */
     float *qt = scratch + (size_t)n_keys * OWL_ATT_BLOCK; /* [hd][16] */
@@ -217,6 +223,11 @@ __attribute__((target("avx512f"))) static void attend_block_avx512(const float *
                 const __mmask16 late = _mm512_cmp_ps_mask(lane, _mm512_set1_ps((float)(jj - pos_first)), _CMP_LT_OQ);
                 s = _mm512_mask_mov_ps(s, late, _mm512_set1_ps(-INFINITY));
             }
+            if (win > 0) { /* window: query i sees keys > pos_first + i - win */
+                const __mmask16 old =
+                    _mm512_cmp_ps_mask(lane, _mm512_set1_ps((float)(jj - pos_first + win)), _CMP_GE_OQ);
+                s = _mm512_mask_mov_ps(s, old, _mm512_set1_ps(-INFINITY));
+            }
             _mm512_storeu_ps(S + (size_t)jj * OWL_ATT_BLOCK, s);
             mx = _mm512_max_ps(mx, s);
         }
@@ -246,7 +257,8 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
     const owl_hparams *hp = &c->model->hp;
     const int hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, n_heads = hp->n_heads;
     const int group = hp->n_heads / hp->n_kv_heads;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = hp->attn_scale, cap = hp->attn_softcap;
+    const int win = c->model->layers[l].swa ? hp->n_swa : 0; /* 0: every earlier position */
     const float *K = c->k_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
     const float *V = c->v_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
     const size_t per_thread = owl_model_attention_scratch(c->n_ctx, hd);
@@ -254,7 +266,7 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
     if (nt > c->n_score_threads) nt = c->n_score_threads;
     bool fast = false;
 #ifdef OWL_ATT_AVX512
-    fast = owl_cpu_get()->avx512f && !owl_cpu_scalar_forced() && hd % 16 == 0 && hd <= 256;
+    fast = owl_cpu_get()->avx512f && !owl_cpu_scalar_forced() && hd % 16 == 0 && hd <= 256 && !(cap > 0);
 #endif
     /* blocks of query rows for prompts, single rows otherwise */
     const int bs = (fast && n >= 4) ? OWL_ATT_BLOCK : 1;
@@ -276,16 +288,24 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
         float *out = c->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
         const float *kg = K + (size_t)g * (size_t)hd, *vg = V + (size_t)g * (size_t)hd;
 #ifdef OWL_ATT_AVX512
+        if (fast && bs > 1) {
+            attend_block_avx512(qv, (size_t)qd, nb, kg, vg, (size_t)kvd, pos0 + t, win, hd, scale, sc, out,
+                                (size_t)qd);
+            continue;
+        }
+#endif
+        /* one query row at position p: keys lo..p */
+        const int p = pos0 + t, lo = win > 0 && p - win + 1 > 0 ? p - win + 1 : 0;
+        kg += (size_t)lo * (size_t)kvd;
+        vg += (size_t)lo * (size_t)kvd;
+#ifdef OWL_ATT_AVX512
         if (fast) {
-            if (bs > 1)
-                attend_block_avx512(qv, (size_t)qd, nb, kg, vg, (size_t)kvd, pos0 + t, hd, scale, sc, out, (size_t)qd);
-            else
-                attend_row_avx512(qv, kg, vg, (size_t)kvd, pos0 + t + 1, hd, scale, sc, out);
+            attend_row_avx512(qv, kg, vg, (size_t)kvd, p + 1 - lo, hd, scale, sc, out);
             continue;
         }
 #endif
         (void)fast;
         (void)nb;
-        attend_row_ref(qv, kg, vg, (size_t)kvd, pos0 + t + 1, hd, scale, sc, out);
+        attend_row_ref(qv, kg, vg, (size_t)kvd, p + 1 - lo, hd, scale, cap, sc, out);
     }
 }

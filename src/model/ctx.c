@@ -84,6 +84,13 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     for (int i = 0; !st && i < hp->n_rot / 2; i++)
         c->rope_inv[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * (double)hp->rope_scale /
                          (model->rope_freqs ? (double)model->rope_freqs[i] : 1.0);
+    if (!st && hp->rope_base_swa > 0 && hp->n_swa > 0) { /* the windowed layers' RoPE: own base, unscaled */
+        c->rope_cs_swa = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
+        c->rope_inv_swa = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
+        if (!c->rope_inv_swa && !st) st = OWL_ERR_NOMEM;
+        for (int i = 0; !st && i < hp->n_rot / 2; i++)
+            c->rope_inv_swa[i] = pow((double)hp->rope_base_swa, -2.0 * i / hp->n_rot);
+    }
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_floats(1, (uint64_t)hp->n_vocab, &st);
     if (st) {
@@ -108,6 +115,8 @@ void owl_ctx_free(owl_ctx *c) {
     if (c->scores) munmap(c->scores, c->scores_bytes);
     free(c->rope_cs);
     free(c->rope_inv);
+    free(c->rope_cs_swa);
+    free(c->rope_inv_swa);
     free(c->logits);
     free(c);
 }
@@ -153,6 +162,8 @@ owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logit
         else if (last)
             owl_matmul(&m->output, c->h, c->logits, 1);
     }
+    for (int r = 0; m->hp.final_softcap > 0 && r < (all_logits ? n : 1); r++) /* Gemma 2 */
+        owl_softcap(c->logits + (size_t)r * (size_t)vocab, vocab, m->hp.final_softcap);
     c->last_n = n;
     c->last_all = all_logits;
     c->n_logits = all_logits ? n : 1;

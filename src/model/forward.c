@@ -32,16 +32,21 @@ static void norm_rows(float *out, const float *x, const float *w, int n, int dim
 
 /* cos and sin of every rotated pair at each token's position, once per
  * micro-batch for all layers and heads (same angles as owl_rope). */
-static void rope_table(owl_ctx *c, int pos0, int n) {
+static void rope_table(float *rope_cs, const double *rope_inv, const owl_ctx *c, int pos0, int n) {
     const int half = c->model->hp.n_rot / 2;
     for (int t = 0; t < n; t++) {
-        float *cs = c->rope_cs + (size_t)t * (size_t)half * 2;
+        float *cs = rope_cs + (size_t)t * (size_t)half * 2;
         for (int i = 0; i < half; i++) {
-            double theta = (double)(pos0 + t) * c->rope_inv[i];
+            double theta = (double)(pos0 + t) * rope_inv[i];
             cs[2 * i] = (float)cos(theta);
             cs[2 * i + 1] = (float)sin(theta);
         }
     }
+}
+
+/* RMSNorm of each of n_vec vectors of len at x (in place) with weights w. */
+static void norm_vecs(float *x, int n_vec, int len, const float *w, float eps) {
+    for (int v = 0; v < n_vec; v++) owl_rmsnorm(x + (size_t)v * (size_t)len, x + (size_t)v * (size_t)len, w, len, eps);
 }
 
 /* Rotates n_vec head vectors of head_dim at x with one token's table:
@@ -80,8 +85,14 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
         owl_status st = owl_to_f32(m->tok_embd.dtype, row, c->x + (size_t)t * (size_t)dim, dim);
         if (st) return owl_error_prefix(st, "embedding of token %d", (int)tokens[t]);
     }
+    if (m->arch->embd_scale) { /* Gemma: times sqrt(dim), rounded to float as Hugging Face does */
+        const float s = sqrtf((float)dim);
+        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) c->x[i] *= s;
+    }
+    const owl_qk_norm_kind qkn = m->arch->qk_norm;
 
-    rope_table(c, pos0, n);
+    rope_table(c->rope_cs, c->rope_inv, c, pos0, n);
+    if (c->rope_cs_swa) rope_table(c->rope_cs_swa, c->rope_inv_swa, c, pos0, n);
 
     for (int l = 0; l < hp->n_layers; l++) {
         const owl_layer *L = &m->layers[l];
@@ -93,35 +104,58 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
         const int t0 = (last_only && l == hp->n_layers - 1) ? n - 1 : 0;
         const int nq = n - t0;
 
-        /* attention */
-        norm_rows(c->h, c->x, L->attn_norm, n, dim, hp->eps, nt);
-        owl_matmul(&L->wq, c->h + (size_t)t0 * (size_t)dim, c->q, nq);
-        owl_matmul(&L->wk, c->h, kc, n);
-        owl_matmul(&L->wv, c->h, vc, n);
+        /* attention (input: the pre-normed residual, or the residual itself) */
+        const float *in = c->x;
+        if (L->attn_norm) {
+            norm_rows(c->h, c->x, L->attn_norm, n, dim, hp->eps, nt);
+            in = c->h;
+        }
+        owl_matmul(&L->wq, in + (size_t)t0 * (size_t)dim, c->q, nq);
+        owl_matmul(&L->wk, in, kc, n);
+        owl_matmul(&L->wv, in, vc, n);
         add_bias(c->q, L->bq, nq, qd);
         add_bias(kc, L->bk, n, kvd);
         add_bias(vc, L->bv, n, kvd);
+        const float *rcs = L->swa && c->rope_cs_swa ? c->rope_cs_swa : c->rope_cs;
 #pragma omp parallel for num_threads(nt) if (n >= 8)
         for (int t = 0; t < n; t++) {
-            const float *cs = c->rope_cs + (size_t)t * (size_t)hp->n_rot;
-            if (t >= t0) rope_apply(c->q + (size_t)(t - t0) * (size_t)qd, hp->n_heads, hd, hp->n_rot, cs, neox);
-            rope_apply(kc + (size_t)t * (size_t)kvd, hp->n_kv_heads, hd, hp->n_rot, cs, neox);
+            const float *cs = rcs + (size_t)t * (size_t)hp->n_rot;
+            float *qt = t >= t0 ? c->q + (size_t)(t - t0) * (size_t)qd : NULL, *kt = kc + (size_t)t * (size_t)kvd;
+            if (qkn == OWL_QK_NORM_HEAD) {
+                if (t >= t0) norm_vecs(qt, hp->n_heads, hd, L->q_norm, hp->eps);
+                norm_vecs(kt, hp->n_kv_heads, hd, L->k_norm, hp->eps);
+            } else if (qkn == OWL_QK_NORM_FULL) {
+                if (t >= t0) norm_vecs(qt, 1, qd, L->q_norm, hp->eps);
+                norm_vecs(kt, 1, kvd, L->k_norm, hp->eps);
+            }
+            if (t >= t0) rope_apply(qt, hp->n_heads, hd, hp->n_rot, cs, neox);
+            rope_apply(kt, hp->n_kv_heads, hd, hp->n_rot, cs, neox);
         }
         owl_model_attention(c, l, pos0 + t0, nq);
         if (t0) memmove(c->x, c->x + (size_t)t0 * (size_t)dim, sizeof(float) * (size_t)dim);
         owl_matmul(&L->wo, c->att, c->o, nq);
+        if (L->post_attn_norm) norm_rows(c->o, c->o, L->post_attn_norm, nq, dim, hp->eps, nt);
         add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
 
         /* feed-forward */
-        norm_rows(c->h, c->x, L->ffn_norm, nq, dim, hp->eps, nt);
-        owl_matmul(&L->w_gate, c->h, c->gate, nq);
-        owl_matmul(&L->w_up, c->h, c->up, nq);
+        in = c->x;
+        if (L->ffn_norm) {
+            norm_rows(c->h, c->x, L->ffn_norm, nq, dim, hp->eps, nt);
+            in = c->h;
+        }
+        owl_matmul(&L->w_gate, in, c->gate, nq);
+        owl_matmul(&L->w_up, in, c->up, nq);
+        const bool geglu = m->arch->act == OWL_ACT_GEGLU;
 #pragma omp parallel for num_threads(nt) if (nq >= 8)
         for (int t = 0; t < nq; t++) {
             size_t off = (size_t)t * (size_t)ffn;
-            owl_swiglu(c->gate + off, c->gate + off, c->up + off, ffn);
+            if (geglu)
+                owl_geglu(c->gate + off, c->gate + off, c->up + off, ffn);
+            else
+                owl_swiglu(c->gate + off, c->gate + off, c->up + off, ffn);
         }
         owl_matmul(&L->w_down, c->gate, c->o, nq);
+        if (L->post_ffw_norm) norm_rows(c->o, c->o, L->post_ffw_norm, nq, dim, hp->eps, nt);
         add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
         n_out = nq;
     }

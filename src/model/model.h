@@ -12,7 +12,11 @@
 /* ---- architecture table (arch.c) ---- */
 
 typedef enum owl_norm_kind { OWL_NORM_RMS = 1 } owl_norm_kind;
-typedef enum owl_act_kind { OWL_ACT_SWIGLU = 1 } owl_act_kind;
+typedef enum owl_act_kind { OWL_ACT_SWIGLU = 1, OWL_ACT_GEGLU } owl_act_kind;
+/* RMSNorm of the projected queries and keys before RoPE (weights
+ * blk.N.attn_q_norm / attn_k_norm): none, per head (head_dim weights,
+ * Qwen3, Gemma 3), or over the whole q / k vector (q_dim / kv_dim, OLMo 2). */
+typedef enum owl_qk_norm_kind { OWL_QK_NORM_NONE = 0, OWL_QK_NORM_HEAD, OWL_QK_NORM_FULL } owl_qk_norm_kind;
 
 typedef struct owl_arch {
     const char *name;   /* GGUF general.architecture and key prefix */
@@ -20,7 +24,19 @@ typedef struct owl_arch {
     bool qkv_bias;      /* blk.N.attn_{q,k,v}.bias are looked for (used if present) */
     bool tied_ok;       /* output.weight may be absent: token_embd.weight is the head */
     owl_norm_kind norm;
-    owl_act_kind act;
+    owl_act_kind act;      /* SwiGLU, or GeGLU (gelu, tanh form) */
+    bool fused_qkv;        /* blk.N.attn_qkv.weight holds the Q, K, V rows (Phi-3) */
+    bool fused_gate_up;    /* blk.N.ffn_up.weight holds the gate rows, then the up rows (Phi-3) */
+    owl_qk_norm_kind qk_norm;
+    bool no_pre_norms;     /* no attn_norm / ffn_norm before the sublayers (OLMo 2) */
+    bool post_norms;       /* post_attention_norm / post_ffw_norm on each sublayer's output */
+    bool embd_scale;       /* embeddings multiplied by sqrt(dim) (Gemma) */
+    bool swa_required;     /* <arch>.attention.sliding_window must be present */
+    int swa_pattern;       /* with a window: 0 every layer; p: layer l global iff (l + 1) % p == 0 */
+    float rope_base_swa;   /* RoPE base of the windowed layers if no key says (0: the global one) */
+    float attn_softcap, final_softcap; /* defaults when the keys are absent (0: none) */
+    int big_layers;        /* with this many layers (the 27B models) the query scale is
+                              (dim / heads)^-0.5 instead of head_dim^-0.5, as llama.cpp decides */
 } owl_arch;
 
 /* The row of a GGUF architecture name, NULL if owl does not know it. */
@@ -35,14 +51,22 @@ typedef struct owl_hparams {
     int n_vocab, n_ctx_train, n_rot;
     float eps, rope_base, rope_scale;
     int q_dim, kv_dim; /* n_heads * head_dim, n_kv_heads * head_dim */
+    int n_swa;         /* sliding window: a query sees the n_swa latest positions (0: all) */
+    int swa_pattern;   /* see owl_arch */
+    float rope_base_swa; /* RoPE base of windowed layers (no scaling there); 0: same as global */
+    float attn_scale;  /* query scale (head_dim^-0.5 unless the file says otherwise) */
+    float attn_softcap, final_softcap; /* cap * tanh(x / cap) of scores / logits; 0: none */
 } owl_hparams;
 
 typedef struct owl_layer {
     const float *attn_norm;        /* dim, F32 (converted at load if needed) */
     owl_mat wq, wk, wv, wo;
     const float *bq, *bk, *bv;     /* NULL if absent */
-    const float *ffn_norm;
-    owl_mat w_gate, w_up, w_down;
+    const float *q_norm, *k_norm;  /* NULL unless the architecture has them */
+    const float *ffn_norm;         /* NULL with no pre-norms (attn_norm too) */
+    const float *post_attn_norm, *post_ffw_norm; /* NULL unless post-norms */
+    owl_mat w_gate, w_up, w_down;  /* row ranges of fused tensors where the architecture fuses */
+    bool swa;                      /* attention limited to the window */
 } owl_layer;
 
 struct owl_model {
@@ -87,6 +111,8 @@ struct owl_ctx {
     size_t scores_bytes;
     double *rope_inv;   /* n_rot/2 inverse frequencies */
     float *rope_cs;     /* n_ub x n_rot/2 x (cos, sin) of the micro-batch's positions */
+    double *rope_inv_swa; /* the windowed layers' own (rope_base_swa), NULL if none */
+    float *rope_cs_swa;
     int n_score_threads;
     /* logits of the last eval */
     float *logits;

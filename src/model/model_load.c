@@ -103,6 +103,21 @@ static owl_status read_hparams(owl_model *m) {
                           hp->n_heads, hp->head_dim);
     hp->q_dim = (int)qd;
     hp->kv_dim = (int)kvd;
+
+    /* family options: sliding window, soft-capping, query scale */
+    const owl_arch *a = m->arch;
+    if ((st = hp_int(m, "attention.sliding_window", a->swa_required, 0, 0, 1 << 30, &hp->n_swa)) ||
+        (st = hp_int(m, "attention.sliding_window_pattern", false, a->swa_pattern, 0, 1 << 20, &hp->swa_pattern)) ||
+        (st = hp_float(m, "rope.freq_base_swa", a->rope_base_swa, 0.0, 1e12, &hp->rope_base_swa)) ||
+        (st = hp_float(m, "attn_logit_softcapping", a->attn_softcap, 0.0, 1e9, &hp->attn_softcap)) ||
+        (st = hp_float(m, "final_logit_softcapping", a->final_softcap, 0.0, 1e9, &hp->final_softcap)))
+        return st;
+    if (a->swa_required && hp->n_swa < 1)
+        return owl_errorf(OWL_ERR_FORMAT, "%s: metadata key %s.attention.sliding_window = %d must be at least 1",
+                          m->weights.path, a->name, hp->n_swa);
+    double q_scale_dim = (a->big_layers && hp->n_layers == a->big_layers) ? (double)hp->dim / hp->n_heads
+                                                                          : (double)hp->head_dim;
+    if ((st = hp_float(m, "attention.scale", 1.0 / sqrt(q_scale_dim), 1e-6, 1e6, &hp->attn_scale))) return st;
     return OWL_OK;
 }
 
@@ -188,16 +203,46 @@ static owl_status bind_layer(owl_model *m, int l) {
     char n[96];
     owl_status st;
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", l, s), n)
-    if ((st = bind_vec(m, NAME("attn_norm.weight"), hp->dim, false, &L->attn_norm)) ||
-        (st = bind_mat(m, NAME("attn_q.weight"), hp->dim, hp->q_dim, &L->wq)) ||
-        (st = bind_mat(m, NAME("attn_k.weight"), hp->dim, hp->kv_dim, &L->wk)) ||
-        (st = bind_mat(m, NAME("attn_v.weight"), hp->dim, hp->kv_dim, &L->wv)) ||
-        (st = bind_mat(m, NAME("attn_output.weight"), hp->q_dim, hp->dim, &L->wo)) ||
-        (st = bind_vec(m, NAME("ffn_norm.weight"), hp->dim, false, &L->ffn_norm)) ||
-        (st = bind_mat(m, NAME("ffn_gate.weight"), hp->dim, hp->ffn_dim, &L->w_gate)) ||
-        (st = bind_mat(m, NAME("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w_up)) ||
+    const owl_arch *a = m->arch;
+    if (!a->no_pre_norms && ((st = bind_vec(m, NAME("attn_norm.weight"), hp->dim, false, &L->attn_norm)) ||
+                             (st = bind_vec(m, NAME("ffn_norm.weight"), hp->dim, false, &L->ffn_norm))))
+        return st;
+    if (a->post_norms &&
+        ((st = bind_vec(m, NAME("post_attention_norm.weight"), hp->dim, false, &L->post_attn_norm)) ||
+         (st = bind_vec(m, NAME("post_ffw_norm.weight"), hp->dim, false, &L->post_ffw_norm))))
+        return st;
+    if (a->fused_qkv) { /* Q, K and V as row ranges of one matrix */
+        owl_mat qkv;
+        if ((st = bind_mat(m, NAME("attn_qkv.weight"), hp->dim, (int64_t)hp->q_dim + 2 * (int64_t)hp->kv_dim, &qkv)))
+            return st;
+        L->wq = L->wk = L->wv = qkv;
+        L->wq.rows = hp->q_dim;
+        L->wk.rows = L->wv.rows = hp->kv_dim;
+        L->wk.data = (const uint8_t *)qkv.data + (size_t)hp->q_dim * qkv.row_bytes;
+        L->wv.data = (const uint8_t *)L->wk.data + (size_t)hp->kv_dim * qkv.row_bytes;
+    } else if ((st = bind_mat(m, NAME("attn_q.weight"), hp->dim, hp->q_dim, &L->wq)) ||
+               (st = bind_mat(m, NAME("attn_k.weight"), hp->dim, hp->kv_dim, &L->wk)) ||
+               (st = bind_mat(m, NAME("attn_v.weight"), hp->dim, hp->kv_dim, &L->wv)))
+        return st;
+    if (a->fused_gate_up) { /* gate rows, then up rows */
+        owl_mat gu;
+        if ((st = bind_mat(m, NAME("ffn_up.weight"), hp->dim, 2 * (int64_t)hp->ffn_dim, &gu))) return st;
+        L->w_gate = L->w_up = gu;
+        L->w_gate.rows = L->w_up.rows = hp->ffn_dim;
+        L->w_up.data = (const uint8_t *)gu.data + (size_t)hp->ffn_dim * gu.row_bytes;
+    } else if ((st = bind_mat(m, NAME("ffn_gate.weight"), hp->dim, hp->ffn_dim, &L->w_gate)) ||
+               (st = bind_mat(m, NAME("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w_up)))
+        return st;
+    if ((st = bind_mat(m, NAME("attn_output.weight"), hp->q_dim, hp->dim, &L->wo)) ||
         (st = bind_mat(m, NAME("ffn_down.weight"), hp->ffn_dim, hp->dim, &L->w_down)))
         return st;
+    if (a->qk_norm != OWL_QK_NORM_NONE) {
+        bool head = a->qk_norm == OWL_QK_NORM_HEAD;
+        if ((st = bind_vec(m, NAME("attn_q_norm.weight"), head ? hp->head_dim : hp->q_dim, false, &L->q_norm)) ||
+            (st = bind_vec(m, NAME("attn_k_norm.weight"), head ? hp->head_dim : hp->kv_dim, false, &L->k_norm)))
+            return st;
+    }
+    L->swa = hp->n_swa > 0 && (hp->swa_pattern == 0 || (l + 1) % hp->swa_pattern != 0);
     if (m->arch->qkv_bias) {
         if ((st = bind_vec(m, NAME("attn_q.bias"), hp->q_dim, true, &L->bq)) ||
             (st = bind_vec(m, NAME("attn_k.bias"), hp->kv_dim, true, &L->bk)) ||

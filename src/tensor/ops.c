@@ -162,3 +162,18 @@ void owl_swiglu(float *out, const float *gate, const float *up, int n) {
     }
     for (int i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
+
+/* GeGLU with the tanh form of gelu, in double inside for accuracy (the
+ * feed-forward's elementwise cost is small next to its matrices). */
+void owl_geglu(float *out, const float *gate, const float *up, int n) {
+    const double c = 0.7978845608028654; /* sqrt(2 / pi) */
+    for (int i = 0; i < n; i++) {
+        const double x = gate[i];
+        out[i] = (float)(0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x))) * (double)up[i]);
+    }
+}
+
+void owl_softcap(float *x, int n, float cap) {
+    const float inv = 1.0f / cap;
+    for (int i = 0; i < n; i++) x[i] = cap * tanhf(x[i] * inv);
+}

@@ -97,5 +97,10 @@ void owl_rope(float *x, int head_dim, int n_rot, int pos, float freq_base, float
 void owl_softmax(float *x, int n);
 /* out[i] = silu(gate[i]) * up[i] */
 void owl_swiglu(float *out, const float *gate, const float *up, int n);
+/* out[i] = gelu(gate[i]) * up[i], gelu with the tanh approximation
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GeGLU, Gemma) */
+void owl_geglu(float *out, const float *gate, const float *up, int n);
+/* x[i] = cap * tanh(x[i] / cap) (logit soft-capping; cap > 0) */
+void owl_softcap(float *x, int n, float cap);
 
 #endif

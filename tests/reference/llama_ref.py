@@ -56,46 +56,122 @@ def silu(x):
     return x / (1.0 + np.exp(-x))
 
 
+def gelu_tanh(x):
+    """gelu with the tanh approximation (HF "gelu_pytorch_tanh")."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def softcap(x, cap):
+    return np.tanh(x / cap) * cap
+
+
 def forward(W, hp, tokens):
-    """Logits (T, vocab) of every position of `tokens` (positions 0..T-1)."""
+    """Logits (T, vocab) of every position of `tokens` (positions 0..T-1).
+
+    Family options in hp (absent: Llama behaviour), as the Hugging Face
+    modeling code of each family computes:
+      norm_offset     RMSNorm multiplies by (offset + w) (Gemma in HF form: 1)
+      embd_scale      embeddings times sqrt(dim) (Gemma)
+      act             "silu" (SwiGLU) or "gelu_tanh" (GeGLU, Gemma)
+      qk_norm         None, "head" (RMSNorm of each q / k head: Qwen3, Gemma 3)
+                      or "full" (of the whole q / k vector: OLMo 2), before RoPE
+      pre_norms       attn_norm / ffn_norm before the sublayers (False: OLMo 2)
+      post_norms      post_attention_norm / post_ffw_norm on the sublayer outputs
+      attn_scale      query scale (default head_dim^-0.5; Gemma 2/3:
+                      query_pre_attn_scalar^-0.5)
+      attn_softcap    scores -> tanh(s / cap) * cap before the mask (Gemma 2)
+      final_softcap   the same on the logits
+      sliding_window  W: a query at i sees keys j with i - W < j <= i, on the
+                      layers swa_layers[l] (default: all)
+      rope_base_swa   RoPE base of the windowed layers (unscaled), Gemma 3
+      fused_qkv / fused_gate_up: attn_qkv (q, k, v rows) / ffn_up (gate rows,
+                      then up rows), Phi-3
+    """
     dim, n_heads, n_kv, hd = hp["dim"], hp["n_heads"], hp["n_kv_heads"], hp["head_dim"]
     eps, base, n_rot, neox = hp["eps"], hp["rope_base"], hp["n_rot"], hp["neox"]
+    off = hp.get("norm_offset", 0.0)
     T = len(tokens)
     pos = np.arange(T)
+    qd, kvd = n_heads * hd, n_kv * hd
+
+    def norm(x, name):
+        return rmsnorm(x, W[name] + off, eps)
+
     x = W["token_embd.weight"][np.asarray(tokens)]          # (T, dim)
+    if hp.get("embd_scale"):
+        x = x * np.sqrt(dim)
     group = n_heads // n_kv
-    mask = np.triu(np.full((T, T), -np.inf), k=1)
+    causal = np.triu(np.full((T, T), -np.inf), k=1)
+    window = hp.get("sliding_window", 0)
+    swa_mask = causal.copy()
+    if window:
+        ii, jj = np.meshgrid(np.arange(T), np.arange(T), indexing="ij")
+        swa_mask[ii - jj >= window] = -np.inf
+    scale = hp.get("attn_scale", 1.0 / np.sqrt(hd))
+    act = gelu_tanh if hp.get("act") == "gelu_tanh" else silu
     for l in range(hp["n_layers"]):
         p = "blk.%d." % l
-        h = rmsnorm(x, W[p + "attn_norm.weight"], eps)
-        q = h @ W[p + "attn_q.weight"].T
-        k = h @ W[p + "attn_k.weight"].T
-        v = h @ W[p + "attn_v.weight"].T
+        local = bool(window) and hp.get("swa_layers", [True] * hp["n_layers"])[l]
+        h = norm(x, p + "attn_norm.weight") if hp.get("pre_norms", True) else x
+        if hp.get("fused_qkv"):
+            qkv = h @ W[p + "attn_qkv.weight"].T
+            q, k, v = qkv[:, :qd], qkv[:, qd:qd + kvd], qkv[:, qd + kvd:]
+        else:
+            q = h @ W[p + "attn_q.weight"].T
+            k = h @ W[p + "attn_k.weight"].T
+            v = h @ W[p + "attn_v.weight"].T
         if p + "attn_q.bias" in W:
             q = q + W[p + "attn_q.bias"]
         if p + "attn_k.bias" in W:
             k = k + W[p + "attn_k.bias"]
         if p + "attn_v.bias" in W:
             v = v + W[p + "attn_v.bias"]
-        rs, rf = hp.get("rope_scale", 1.0), W.get("rope_freqs.weight")
-        q = rope(q.reshape(T, n_heads, hd), pos, n_rot, base, neox, rs, rf)
-        k = rope(k.reshape(T, n_kv, hd), pos, n_rot, base, neox, rs, rf)
+        if hp.get("qk_norm") == "full":
+            q = norm(q, p + "attn_q_norm.weight")
+            k = norm(k, p + "attn_k_norm.weight")
+        q = q.reshape(T, n_heads, hd)
+        k = k.reshape(T, n_kv, hd)
+        if hp.get("qk_norm") == "head":
+            q = norm(q, p + "attn_q_norm.weight")
+            k = norm(k, p + "attn_k_norm.weight")
+        rs, rf, rb = hp.get("rope_scale", 1.0), W.get("rope_freqs.weight"), base
+        if local and hp.get("rope_base_swa"):
+            rs, rf, rb = 1.0, None, hp["rope_base_swa"]
+        q = rope(q, pos, n_rot, rb, neox, rs, rf)
+        k = rope(k, pos, n_rot, rb, neox, rs, rf)
         v = v.reshape(T, n_kv, hd)
+        mask = swa_mask if local else causal
         att = np.zeros((T, n_heads, hd))
         for hh in range(n_heads):
             g = hh // group
-            s = (q[:, hh, :] @ k[:, g, :].T) / np.sqrt(hd) + mask
+            s = (q[:, hh, :] @ k[:, g, :].T) * scale
+            if hp.get("attn_softcap"):
+                s = softcap(s, hp["attn_softcap"])
+            s = s + mask
             s = s - s.max(axis=1, keepdims=True)
             e = np.exp(s)
             a = e / e.sum(axis=1, keepdims=True)
             att[:, hh, :] = a @ v[:, g, :]
-        x = x + att.reshape(T, n_heads * hd) @ W[p + "attn_output.weight"].T
-        h = rmsnorm(x, W[p + "ffn_norm.weight"], eps)
-        f = silu(h @ W[p + "ffn_gate.weight"].T) * (h @ W[p + "ffn_up.weight"].T)
-        x = x + f @ W[p + "ffn_down.weight"].T
-    x = rmsnorm(x, W["output_norm.weight"], eps)
+        o = att.reshape(T, qd) @ W[p + "attn_output.weight"].T
+        if hp.get("post_norms"):
+            o = norm(o, p + "post_attention_norm.weight")
+        x = x + o
+        h = norm(x, p + "ffn_norm.weight") if hp.get("pre_norms", True) else x
+        if hp.get("fused_gate_up"):
+            gu = h @ W[p + "ffn_up.weight"].T
+            f = act(gu[:, :gu.shape[1] // 2]) * gu[:, gu.shape[1] // 2:]
+        else:
+            f = act(h @ W[p + "ffn_gate.weight"].T) * (h @ W[p + "ffn_up.weight"].T)
+        f = f @ W[p + "ffn_down.weight"].T
+        if hp.get("post_norms"):
+            f = norm(f, p + "post_ffw_norm.weight")
+        x = x + f
+    x = norm(x, "output_norm.weight")
     out = W["output.weight"] if "output.weight" in W else W["token_embd.weight"]
-    return x @ out.T
+    logits = x @ out.T
+    if hp.get("final_softcap"):
+        logits = softcap(logits, hp["final_softcap"])
+    return logits
 
 
 # ---------------------------------------------------------------- GGUF
@@ -231,32 +307,91 @@ def read_safetensors(path):
     return out
 
 
+_HF_FAMILY_NAMES = {
+    "self_attn.qkv_proj.weight": "attn_qkv.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight",
+    "self_attn.k_norm.weight": "attn_k_norm.weight",
+    "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+    "mlp.gate_up_proj.weight": "ffn_up.weight",
+}
+
+
 def read_hf(d):
     """Weights under GGUF names (HF orientation is the same: (out, in)) and
-    hyper-parameters of a Hugging Face Llama directory. HF applies RoPE in
-    the rotate_half layout, so neox = True here (no Q/K permutation)."""
+    hyper-parameters of a Hugging Face directory of the families llama,
+    mistral, qwen2, qwen3, gemma, gemma2, gemma3(_text), phi3, olmo2, as
+    their modeling code uses config.json. Norm weights stay as stored (the
+    Gemma offset 1 is hp["norm_offset"]). HF applies RoPE in the rotate_half
+    layout, so neox = True here (no Q/K permutation)."""
     import json
     import os
     cfg = json.load(open(os.path.join(d, "config.json")))
+    if isinstance(cfg.get("text_config"), dict):
+        cfg = dict(cfg["text_config"], model_type=cfg["text_config"].get("model_type", cfg["model_type"]))
+    mt = cfg["model_type"]
+    gemma = mt in ("gemma", "gemma2", "gemma3", "gemma3_text")
+    post = mt in ("gemma2", "gemma3", "gemma3_text", "olmo2")
     st = read_safetensors(os.path.join(d, "model.safetensors"))
     W = {}
     for name, a in st.items():
+        name = name.replace("language_model.", "", 1) if name.startswith("language_model.") else name
         if name == "model.embed_tokens.weight":
             W["token_embd.weight"] = a
         elif name == "model.norm.weight":
             W["output_norm.weight"] = a
         elif name == "lm_head.weight":
-            W["output.weight"] = a
+            if not cfg.get("tie_word_embeddings", mt.startswith("gemma")):
+                W["output.weight"] = a
         elif name.startswith("model.layers."):
             rest = name[len("model.layers."):]
             l, sub = rest.split(".", 1)
-            W["blk.%s.%s" % (l, _HF_NAMES[sub])] = a
+            if sub == "post_attention_layernorm.weight" and post:
+                g = "post_attention_norm.weight"
+            else:
+                g = _HF_NAMES.get(sub) or _HF_FAMILY_NAMES[sub]
+            W["blk.%s.%s" % (l, g)] = a
     n_heads = cfg["num_attention_heads"]
-    hd = cfg.get("head_dim", cfg["hidden_size"] // n_heads)
-    hp = {"dim": cfg["hidden_size"], "n_layers": cfg["num_hidden_layers"], "n_heads": n_heads,
-          "n_kv_heads": cfg.get("num_key_value_heads", n_heads), "head_dim": hd,
-          "eps": cfg.get("rms_norm_eps", 1e-6), "rope_base": cfg.get("rope_theta", 10000.0),
-          "n_rot": hd, "neox": True}
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
+    n_rot = int(hd * cfg.get("partial_rotary_factor", 1.0))
+    n_layers = cfg["num_hidden_layers"]
+    hp = {"dim": cfg["hidden_size"], "n_layers": n_layers, "n_heads": n_heads,
+          "n_kv_heads": cfg.get("num_key_value_heads") or n_heads, "head_dim": hd,
+          "eps": float(np.float32(cfg.get("rms_norm_eps", 1e-6))),
+          "rope_base": float(np.float32(cfg.get("rope_theta", 10000.0))),
+          "n_rot": n_rot - n_rot % 2, "neox": True}
+    rsc = cfg.get("rope_scaling")
+    if rsc and (rsc.get("rope_type") or rsc.get("type")) == "linear":
+        hp["rope_scale"] = 1.0 / float(np.float32(rsc["factor"]))
+    if gemma:
+        hp.update(norm_offset=1.0, embd_scale=True, act="gelu_tanh")
+    if post:
+        hp["post_norms"] = True
+    if mt == "olmo2":
+        hp.update(pre_norms=False, qk_norm="full")
+    if mt in ("qwen3", "gemma3", "gemma3_text"):
+        hp["qk_norm"] = "head"
+    if mt == "phi3":
+        hp.update(fused_qkv=True, fused_gate_up=True)
+    if mt in ("gemma2", "gemma3", "gemma3_text"):
+        hp["attn_scale"] = float(cfg.get("query_pre_attn_scalar", 256)) ** -0.5
+    if mt == "gemma2":
+        hp["attn_softcap"] = cfg.get("attn_logit_softcapping", 50.0)
+        hp["final_softcap"] = cfg.get("final_logit_softcapping", 30.0)
+    if mt in ("gemma3", "gemma3_text"):
+        hp["attn_softcap"] = cfg.get("attn_logit_softcapping")
+        hp["final_softcap"] = cfg.get("final_logit_softcapping")
+        hp["rope_base_swa"] = float(np.float32(cfg.get("rope_local_base_freq", 10000.0)))
+    window = cfg.get("sliding_window")
+    if window and cfg.get("use_sliding_window", True):
+        hp["sliding_window"] = window
+        if "layer_types" in cfg:
+            hp["swa_layers"] = [t == "sliding_attention" for t in cfg["layer_types"]]
+        elif mt == "gemma2":
+            hp["swa_layers"] = [l % 2 == 0 for l in range(n_layers)]
+        elif mt in ("gemma3", "gemma3_text"):
+            pat = cfg.get("sliding_window_pattern", 6)
+            hp["swa_layers"] = [(l + 1) % pat != 0 for l in range(n_layers)]
     return W, hp
 
 

@@ -14,6 +14,18 @@ tensor, so that the big benchmark presets never hold the whole model:
     make_model.py --out /tmp/b110m --preset 110m --dtype f16     # stories110M's shape, tied
     make_model.py --out /tmp/tiny --preset tinyllama --dtype bf16 # TinyLlama 1.1B's shape
 
+Other families (--arch mistral, qwen3, gemma, gemma2, gemma3, phi3, olmo2)
+are written as a Hugging Face directory PREFIX.hf/ (config.json with the
+family's fields + model.safetensors, as the modeling code reads them) AND
+as PREFIX.gguf in llama.cpp's layout for the family (mistral: arch "llama",
+Q/K rows permuted; Gemma norms stored as 1 + w; keys owl adds where
+llama.cpp hard-codes a value: attention.scale, attention.sliding_window_pattern,
+rope.freq_base_swa); the reference logits are computed by llama_ref.py
+from the HF directory (read back from disk, Hugging Face semantics):
+
+    make_model.py --out /tmp/g2 --arch gemma2 --window 16 --layers 3
+    make_model.py --out /tmp/p3 --arch phi3 --partial-rotary 0.5 --window 16
+
 Options that break the file on purpose (for bad-input tests):
 --arch-name NAME (general.architecture and key prefix), --drop TENSOR,
 --bad-shape TENSOR (one extra row), --set KEY=TYPE:VALUE, --unset KEY.
@@ -208,6 +220,185 @@ def header(a, plan):
     return head, offsets
 
 
+# ---------------------------------------------------------------- families
+
+FAMILIES = ["mistral", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "olmo2"]
+
+
+def family_plan(a, hd):
+    """[(hf name, gguf name, shape, kind)]: kind norm / gnorm (HF-raw norm) / mat / embd."""
+    f = a.arch
+    gemma = f.startswith("gemma")
+    post = f in ("gemma2", "gemma3", "olmo2")
+    dim, qd, kvd = a.dim, a.heads * hd, a.kv_heads * hd
+    nk = "gnorm" if gemma else "norm"
+    plan = [("model.embed_tokens.weight", "token_embd.weight", (a.vocab, dim), "embd")]
+    for l in range(a.layers):
+        h, g = "model.layers.%d." % l, "blk.%d." % l
+        if f != "olmo2":
+            plan.append((h + "input_layernorm.weight", g + "attn_norm.weight", (dim,), nk))
+        if f == "phi3":
+            plan.append((h + "self_attn.qkv_proj.weight", g + "attn_qkv.weight", (qd + 2 * kvd, dim), "mat"))
+        else:
+            plan += [(h + "self_attn.q_proj.weight", g + "attn_q.weight", (qd, dim), "mat"),
+                     (h + "self_attn.k_proj.weight", g + "attn_k.weight", (kvd, dim), "mat"),
+                     (h + "self_attn.v_proj.weight", g + "attn_v.weight", (kvd, dim), "mat")]
+        if f in ("qwen3", "gemma3"):
+            plan += [(h + "self_attn.q_norm.weight", g + "attn_q_norm.weight", (hd,), nk),
+                     (h + "self_attn.k_norm.weight", g + "attn_k_norm.weight", (hd,), nk)]
+        if f == "olmo2":
+            plan += [(h + "self_attn.q_norm.weight", g + "attn_q_norm.weight", (qd,), nk),
+                     (h + "self_attn.k_norm.weight", g + "attn_k_norm.weight", (kvd,), nk)]
+        plan.append((h + "self_attn.o_proj.weight", g + "attn_output.weight", (dim, qd), "mat"))
+        if post:
+            plan.append((h + "post_attention_layernorm.weight", g + "post_attention_norm.weight", (dim,), nk))
+            if f != "olmo2":
+                plan.append((h + "pre_feedforward_layernorm.weight", g + "ffn_norm.weight", (dim,), nk))
+            plan.append((h + "post_feedforward_layernorm.weight", g + "post_ffw_norm.weight", (dim,), nk))
+        else:
+            plan.append((h + "post_attention_layernorm.weight", g + "ffn_norm.weight", (dim,), nk))
+        if f == "phi3":
+            plan.append((h + "mlp.gate_up_proj.weight", g + "ffn_up.weight", (2 * a.ffn, dim), "mat"))
+        else:
+            plan += [(h + "mlp.gate_proj.weight", g + "ffn_gate.weight", (a.ffn, dim), "mat"),
+                     (h + "mlp.up_proj.weight", g + "ffn_up.weight", (a.ffn, dim), "mat")]
+        plan.append((h + "mlp.down_proj.weight", g + "ffn_down.weight", (dim, a.ffn), "mat"))
+    plan.append(("model.norm.weight", "output_norm.weight", (dim,), nk))
+    if not a.tied:
+        plan.append(("lm_head.weight", "output.weight", (a.vocab, dim), "mat"))
+    return plan
+
+
+def permute_rows(w, n_heads, hd):
+    """rotate_half row order -> adjacent pairs (llama.cpp's Q/K permutation
+    for GGUF "llama"): row s*hd/2 + i of each head goes to row 2i + s."""
+    return w.reshape(n_heads, 2, hd // 2, w.shape[1]).swapaxes(1, 2).reshape(w.shape)
+
+
+def make_family(a):
+    import json
+    import make_hf  # noqa: E402  (its safetensors writer)
+    f = a.arch
+    gemma = f.startswith("gemma")
+    if a.kv_heads is None:
+        a.kv_heads = a.heads
+    hd = a.head_dim or a.dim // a.heads
+    if a.tied is False and gemma:
+        a.tied = True  # Gemma ties its head
+    rng = np.random.default_rng(a.seed)
+    plan = family_plan(a, hd)
+    hfdir = a.out + ".hf"
+    os.makedirs(hfdir, exist_ok=True)
+    st_tensors, gguf_tensors = [], []
+    st_dt = {"f32": "F32", "f16": "F16", "bf16": "BF16"}[a.dtype]
+    for hname, gname, shape, kind in plan:
+        r = random_tensor(rng, shape, "norm" if kind == "norm" else "mat")
+        if kind == "gnorm":
+            r = (0.1 * rng.standard_normal(int(np.prod(shape)), dtype=np.float32)).reshape(shape)
+        raw, vals = make_hf.encode(r.astype(np.float32), a.dtype if kind in ("mat", "embd") else "f32")
+        st_tensors.append((hname, st_dt if kind in ("mat", "embd") else "F32", shape, raw))
+        g = vals.reshape(shape).astype(np.float32)
+        if kind == "gnorm":
+            g = (g + np.float32(1.0)).astype(np.float32)  # llama.cpp's converter stores 1 + w
+        if f == "mistral" and gname.endswith(("attn_q.weight", "attn_k.weight")):
+            g = permute_rows(g, a.heads if gname.endswith("attn_q.weight") else a.kv_heads, hd)
+        gguf_tensors.append((gname, g, kind in ("mat", "embd")))
+    make_hf.write_safetensors(os.path.join(hfdir, "model.safetensors"), st_tensors, {"format": "pt"})
+
+    mt = {"gemma3": "gemma3_text"}.get(f, f)
+    cfg = {"architectures": ["X"], "model_type": mt, "hidden_size": a.dim, "intermediate_size": a.ffn,
+           "num_attention_heads": a.heads, "num_key_value_heads": a.kv_heads, "num_hidden_layers": a.layers,
+           "rms_norm_eps": a.eps, "max_position_embeddings": a.ctx, "vocab_size": a.vocab,
+           "tie_word_embeddings": bool(a.tied), "torch_dtype": "float32"}
+    rope_base = a.rope_base or {"qwen3": 1e6, "gemma3": 1e6, "olmo2": 5e5}.get(f, 10000.0)
+    cfg["rope_theta"] = rope_base
+    if a.head_dim:
+        cfg["head_dim"] = a.head_dim
+    if gemma:
+        cfg["hidden_activation"] = "gelu_pytorch_tanh"
+    if f in ("gemma2", "gemma3"):
+        cfg["query_pre_attn_scalar"] = a.q_scalar or hd
+    if f == "gemma2":
+        caps = [float(x) for x in a.softcap.split(",")]
+        cfg.update(attn_logit_softcapping=caps[0], final_logit_softcapping=caps[1])
+    if f == "gemma3":
+        cfg.update(rope_local_base_freq=10000.0, sliding_window_pattern=a.swa_pattern or 6,
+                   rope_scaling={"rope_type": "linear", "factor": 2.0})
+    if a.window:
+        cfg["sliding_window"] = a.window
+    if f == "phi3" and a.partial_rotary:
+        cfg["partial_rotary_factor"] = a.partial_rotary
+    for k in a.cfg_unset:
+        cfg.pop(k, None)
+    with open(os.path.join(hfdir, "config.json"), "w") as fp:
+        json.dump(cfg, fp, indent=2)
+
+    # GGUF: llama.cpp's keys for the family
+    arch = "llama" if f == "mistral" else f
+    meta = [kv("general.architecture", T_STR, arch), kv("general.name", T_STR, "owl random " + f),
+            kv("general.alignment", T_U32, ALIGN), kv(arch + ".context_length", T_U32, a.ctx),
+            kv(arch + ".embedding_length", T_U32, a.dim), kv(arch + ".block_count", T_U32, a.layers),
+            kv(arch + ".feed_forward_length", T_U32, a.ffn),
+            kv(arch + ".attention.head_count", T_U32, a.heads),
+            kv(arch + ".attention.head_count_kv", T_U32, a.kv_heads),
+            kv(arch + ".attention.layer_norm_rms_epsilon", T_F32, a.eps),
+            kv(arch + ".rope.freq_base", T_F32, rope_base)]
+    if a.head_dim:
+        meta += [kv(arch + ".attention.key_length", T_U32, hd), kv(arch + ".attention.value_length", T_U32, hd)]
+    if f == "phi3" and a.partial_rotary:
+        n_rot = int(hd * a.partial_rotary)
+        meta.append(kv(arch + ".rope.dimension_count", T_U32, n_rot - n_rot % 2))
+    if a.window:
+        meta.append(kv(arch + ".attention.sliding_window", T_U32, a.window))
+    if f in ("gemma2", "gemma3"):
+        meta.append(kv(arch + ".attention.scale", T_F32, float(cfg["query_pre_attn_scalar"]) ** -0.5))
+    if f == "gemma2":
+        meta += [kv(arch + ".attn_logit_softcapping", T_F32, cfg["attn_logit_softcapping"]),
+                 kv(arch + ".final_logit_softcapping", T_F32, cfg["final_logit_softcapping"])]
+    if f == "gemma3":
+        meta += [kv(arch + ".rope.scaling.type", T_STR, "linear"), kv(arch + ".rope.scaling.factor", T_F32, 2.0)]
+        if a.swa_pattern:
+            meta.append(kv(arch + ".attention.sliding_window_pattern", T_U32, a.swa_pattern))
+    pieces, scores, types = vocab_pieces(a.vocab)
+    meta += [kv("tokenizer.ggml.model", T_STR, "llama"), kv_arr("tokenizer.ggml.tokens", T_STR, pieces),
+             kv_arr("tokenizer.ggml.scores", T_F32, scores), kv_arr("tokenizer.ggml.token_type", T_I32, types),
+             kv("tokenizer.ggml.bos_token_id", T_U32, 1), kv("tokenizer.ggml.eos_token_id", T_U32, 2)]
+    for spec in a.set:  # KEY=TYPE:VALUE, replacing or adding a key
+        key, _, tv = spec.partition("=")
+        t, _, v = tv.partition(":")
+        enc = {"u32": lambda: kv(key, T_U32, int(v)), "f32": lambda: kv(key, T_F32, float(v)),
+               "str": lambda: kv(key, T_STR, v)}[t]()
+        meta = [m for m in meta if not m.startswith(gguf_str(key))] + [enc]
+    for key in a.unset:
+        meta = [m for m in meta if not m.startswith(gguf_str(key))]
+    gguf_tensors = [t for t in gguf_tensors if t[0] != a.drop]
+    gt_big = DTYPES[a.dtype]
+    infos, blobs, off = [], [], 0
+    for name, g, big in gguf_tensors:
+        gt = gt_big if big else GGML_F32
+        raw, _ = encode(g, gt)
+        ne = list(reversed(g.shape))
+        infos.append(gguf_str(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne) +
+                     struct.pack("<IQ", gt, off))
+        raw += b"\0" * ((-len(raw)) % ALIGN)
+        blobs.append(raw)
+        off += len(raw)
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(gguf_tensors), len(meta)) + b"".join(meta) + b"".join(infos)
+    head += b"\0" * ((-len(head)) % ALIGN)
+    with open(a.out + ".gguf", "wb") as fp:
+        fp.write(head + b"".join(blobs))
+
+    if a.no_ref:
+        return 0
+    tokens = rng.integers(0, a.vocab, a.n_tokens)
+    tokens[0] = 1
+    with open(a.out + ".tokens.txt", "w") as fp:
+        fp.write(" ".join(str(int(t)) for t in tokens) + "\n")
+    W, hp = llama_ref.read_hf(hfdir)
+    llama_ref.forward(W, hp, tokens).astype("<f8").tofile(a.out + ".logits.f64")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="output prefix")
@@ -222,7 +413,14 @@ def main():
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
     ap.add_argument("--norm-dtype", choices=sorted(DTYPES), default="f32")
     ap.add_argument("--tied", action="store_true", help="no output.weight: the embedding is the output head")
-    ap.add_argument("--arch", choices=["llama", "qwen2"], default="llama")
+    ap.add_argument("--arch", choices=["llama", "qwen2"] + FAMILIES, default="llama")
+    ap.add_argument("--head-dim", type=int, default=None, help="families: explicit head_dim / key_length")
+    ap.add_argument("--window", type=int, default=0, help="families: sliding window")
+    ap.add_argument("--swa-pattern", type=int, default=None, help="gemma3: sliding_window_pattern")
+    ap.add_argument("--partial-rotary", type=float, default=None, help="phi3: partial_rotary_factor")
+    ap.add_argument("--q-scalar", type=float, default=None, help="gemma2/3: query_pre_attn_scalar")
+    ap.add_argument("--softcap", default="50,30", help="gemma2: attention and final logit soft-caps")
+    ap.add_argument("--cfg-unset", action="append", default=[], help="families: config.json field to leave out")
     ap.add_argument("--rope-base", type=float, default=None, help="default: key absent (llama), 1e6 (qwen2)")
     ap.add_argument("--bias", action="store_true", help="Q/K/V biases (always with --arch qwen2)")
     ap.add_argument("--rope-freqs", action="store_true", help="add rope_freqs.weight (frequency divisors)")
@@ -240,6 +438,8 @@ def main():
                     help="a control token (e.g. <|im_end|>) after the byte tokens (ids 259, 260, ...)")
     ap.add_argument("--unset", action="append", default=[], help="KEY to leave out")
     a = ap.parse_args()
+    if a.arch in FAMILIES:
+        return make_family(a)
     if a.preset:
         for k, v in PRESETS[a.preset].items():
             setattr(a, k, v)

@@ -1,0 +1,236 @@
+/* The model families of the architecture table against the float64 NumPy
+ * reference (tests/reference/llama_ref.py, written from the Hugging Face
+ * modeling semantics of each family): random small models written by
+ * make_model.py --arch FAMILY both as a Hugging Face directory (read by
+ * owl's HF reader) and as GGUF in llama.cpp's layout; the logits at every
+ * position of a 64-token sequence, token by token, in one batch and in
+ * uneven chunks, with a sliding window of 16 exercised where the family has
+ * one. Missing family fields / tensors fail with clear errors. */
+#include "model/model.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_TOK 64
+#define TOL 1e-4
+
+static const char *tmp;
+
+static char *with_ext(const char *prefix, const char *ext) {
+    size_t n = strlen(prefix) + strlen(ext) + 1;
+    char *p = malloc(n);
+    snprintf(p, n, "%s%s", prefix, ext);
+    return p;
+}
+
+static char *gen(const char *name, const char *args) {
+    char *prefix = path_join(tmp, name);
+    int rc = run_cmd("%s %s --out '%s' %s", test_python(), source_path("tests/reference/make_model.py"), prefix, args);
+    CHECKF(rc == 0, "make_model.py %s failed (%d)", args, rc);
+    if (rc != 0) {
+        free(prefix);
+        return NULL;
+    }
+    return prefix;
+}
+
+static int read_tokens(const char *path, int32_t *v, int cap) {
+    FILE *f = fopen(path, "r");
+    int n = 0, x;
+    if (!f) return 0;
+    while (n < cap && fscanf(f, "%d", &x) == 1) v[n++] = x;
+    fclose(f);
+    return n;
+}
+
+static double *read_f64(const char *path, size_t count) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    double *v = malloc(sizeof(double) * count);
+    size_t got = fread(v, sizeof(double), count, f);
+    fclose(f);
+    if (got != count) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* ||got - ref|| / ||ref|| */
+static double rel_err(const float *got, const double *ref, int n) {
+    if (!got) return INFINITY;
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-300);
+}
+
+/* Worst relative error over all positions, evaluated in chunks of the given
+ * sizes (n_sizes 0: one batch) with all logits. */
+static double eval_chunks(owl_ctx *ctx, const int32_t *tok, const double *ref, int vocab, const int *sizes,
+                          int n_sizes) {
+    double worst = 0;
+    owl_ctx_truncate(ctx, 0);
+    for (int i = 0, k = 0; i < N_TOK; k++) {
+        int n = n_sizes ? sizes[k % n_sizes] : N_TOK - i;
+        if (n > N_TOK - i) n = N_TOK - i;
+        owl_status st = owl_ctx_eval(ctx, tok + i, n, true);
+        CHECKF(st == OWL_OK, "eval of %d tokens at %d: %s", n, i, owl_last_error());
+        if (st) return INFINITY;
+        for (int t = 0; t < n; t++) {
+            double e = rel_err(owl_ctx_logits(ctx, t), ref + (size_t)(i + t) * (size_t)vocab, vocab);
+            if (!(e <= worst)) worst = e;
+        }
+        i += n;
+    }
+    return worst;
+}
+
+/* One file (GGUF or HF directory) of the family against the reference;
+ * returns the worst error seen. */
+static double check_file(const char *what, const char *path, const char *arch, const int32_t *tok, const double *ref,
+                         int vocab, int want_swa_layers) {
+    owl_model *m = NULL;
+    owl_status st = owl_model_load(path, NULL, &m);
+    CHECKF(st == OWL_OK, "%s: load: %s", what, owl_last_error());
+    if (st) return INFINITY;
+    double all = 0;
+    CHECKF(strcmp(m->arch->name, arch) == 0, "%s: architecture %s, expected %s", what, m->arch->name, arch);
+    CHECK(m->hp.n_vocab == vocab);
+    int n_swa_layers = 0;
+    for (int l = 0; l < m->hp.n_layers; l++) n_swa_layers += m->layers[l].swa;
+    CHECKF(n_swa_layers == want_swa_layers, "%s: %d windowed layers, expected %d", what, n_swa_layers,
+           want_swa_layers);
+    CHECKF(want_swa_layers == 0 || m->hp.n_swa == 16, "%s: window %d", what, m->hp.n_swa);
+    owl_ctx *ctx = NULL;
+    st = owl_ctx_new(m, N_TOK, &ctx);
+    CHECKF(st == OWL_OK, "%s: ctx: %s", what, owl_last_error());
+    if (!st) {
+        /* token by token, only the last logits */
+        double worst = 0;
+        for (int i = 0; i < N_TOK; i++) {
+            st = owl_ctx_eval(ctx, tok + i, 1, false);
+            CHECKF(st == OWL_OK, "%s: eval token %d: %s", what, i, owl_last_error());
+            double e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)i * (size_t)vocab, vocab);
+            if (!(e <= worst)) worst = e;
+        }
+        CHECKF(worst < TOL, "%s: token by token: relative error %.3g", what, worst);
+        fprintf(stderr, "%s: token by token %.3g", what, worst);
+        all = worst;
+        worst = eval_chunks(ctx, tok, ref, vocab, NULL, 0);
+        CHECKF(worst < TOL, "%s: batch of 64: relative error %.3g", what, worst);
+        fprintf(stderr, ", batch %.3g", worst);
+        if (!(worst <= all)) all = worst;
+        static const int uneven[] = {5, 27, 32};
+        worst = eval_chunks(ctx, tok, ref, vocab, uneven, 3);
+        CHECKF(worst < TOL, "%s: chunks 5+27+32: relative error %.3g", what, worst);
+        if (!(worst <= all)) all = worst;
+        /* last logits only, after a truncation inside the window's reach */
+        owl_ctx_truncate(ctx, 40);
+        st = owl_ctx_eval(ctx, tok + 40, 24, false);
+        double e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
+        CHECKF(st == OWL_OK && e < TOL, "%s: after truncate: relative error %.3g", what, e);
+        if (!(e <= all)) all = e;
+        fprintf(stderr, ", chunks %.3g, last %.3g\n", worst, e);
+        owl_ctx_free(ctx);
+    }
+    owl_model_free(m);
+    return all;
+}
+
+/* The family's model in both forms against the reference logits. */
+static void check_family(const char *name, const char *args, const char *arch, int want_swa_layers) {
+    char *prefix = gen(name, args);
+    if (!prefix) return;
+    char *gguf = with_ext(prefix, ".gguf"), *hf = with_ext(prefix, ".hf"), *tpath = with_ext(prefix, ".tokens.txt"),
+         *lpath = with_ext(prefix, ".logits.f64");
+    int32_t tok[N_TOK];
+    int n = read_tokens(tpath, tok, N_TOK);
+    CHECK(n == N_TOK);
+    owl_model *m = NULL;
+    int vocab = 0;
+    if (owl_model_load(gguf, NULL, &m) == OWL_OK) vocab = m->hp.n_vocab;
+    owl_model_free(m);
+    double *ref = vocab ? read_f64(lpath, (size_t)vocab * N_TOK) : NULL;
+    CHECKF(ref != NULL, "%s: reference logits (%s)", name, owl_last_error());
+    if (ref && n == N_TOK) {
+        char what[96];
+        snprintf(what, sizeof what, "%s gguf", name);
+        double e1 = check_file(what, gguf, arch, tok, ref, vocab, want_swa_layers);
+        snprintf(what, sizeof what, "%s hf", name);
+        double e2 = check_file(what, hf, arch, tok, ref, vocab, want_swa_layers);
+        /* the portable attention path (scores row by row) too */
+        owl_cpu_force_scalar(true);
+        snprintf(what, sizeof what, "%s gguf scalar", name);
+        double e3 = check_file(what, gguf, arch, tok, ref, vocab, want_swa_layers);
+        owl_cpu_force_scalar(false);
+        fprintf(stderr, "%s: max relative error %.3g (GGUF), %.3g (HF directory), %.3g (scalar)\n", name, e1, e2, e3);
+    }
+    free(ref);
+    free(gguf);
+    free(hf);
+    free(tpath);
+    free(lpath);
+    free(prefix);
+}
+
+/* Loading the GGUF (or, hf = true, the HF directory) fails with an error naming w1 (and w2). */
+static void check_bad(const char *name, const char *args, bool hf, owl_status want, const char *w1, const char *w2) {
+    char *prefix = gen(name, args);
+    if (!prefix) return;
+    char *path = with_ext(prefix, hf ? ".hf" : ".gguf");
+    owl_model *m = (owl_model *)1;
+    owl_status st = owl_model_load(path, NULL, &m);
+    const char *err = owl_last_error();
+    CHECKF(st == want, "%s: status %s, expected %s (%s)", name, owl_status_name(st), owl_status_name(want), err);
+    CHECK(m == NULL);
+    CHECKF(strstr(err, w1) != NULL, "%s: error \"%s\" does not name %s", name, err, w1);
+    if (w2) CHECKF(strstr(err, w2) != NULL, "%s: error \"%s\" does not name %s", name, err, w2);
+    fprintf(stderr, "%s: %s\n", name, err);
+    free(path);
+    free(prefix);
+}
+
+int main(void) {
+    tmp = test_tmpdir("test_families");
+    owl_set_threads(1);
+#define SMALL "--no-tokenizer --dim 64 --heads 4 --kv-heads 2 --ffn 96 --vocab 300 --ctx 128 "
+    /* Mistral: Llama + a window on every layer (GGUF "llama", Q/K permuted) */
+    check_family("mistral", SMALL "--arch mistral --window 16", "llama", 2);
+    /* Qwen3: per-head Q/K norms, head_dim given apart from dim / heads */
+    check_family("qwen3", SMALL "--arch qwen3 --head-dim 32", "qwen3", 0);
+    /* Gemma: (1 + w) norms, sqrt(dim) embeddings, GeGLU, tied, head_dim 32 */
+    check_family("gemma", SMALL "--arch gemma --head-dim 32", "gemma", 0);
+    /* Gemma 2: post-norms, soft-capping, window on even layers, query_pre_attn_scalar */
+    check_family("gemma2", SMALL "--arch gemma2 --layers 3 --window 16 --q-scalar 24 --softcap 1,3", "gemma2", 2);
+    /* Gemma 3: Q/K norms, local layers 0 and 1 (pattern 3) with their own RoPE base, global layer 2 scaled */
+    check_family("gemma3", SMALL "--arch gemma3 --layers 3 --window 16 --swa-pattern 3 --head-dim 32", "gemma3", 2);
+    /* Phi-3: fused QKV and gate/up, half the dimensions rotated, window */
+    check_family("phi3", SMALL "--arch phi3 --window 16 --partial-rotary 0.5", "phi3", 2);
+    /* OLMo 2: post-norms only, Q/K norms over the whole vectors */
+    check_family("olmo2", SMALL "--arch olmo2", "olmo2", 0);
+
+    /* bad configs: missing family fields and tensors */
+    check_bad("bad_gemma2_swa", SMALL "--no-ref --arch gemma2 --window 16 --unset gemma2.attention.sliding_window",
+              false, OWL_ERR_FORMAT, "gemma2.attention.sliding_window", "missing");
+    check_bad("bad_gemma3_swa_hf", SMALL "--no-ref --arch gemma3 --cfg-unset sliding_window", true, OWL_ERR_FORMAT,
+              "gemma3.attention.sliding_window", "missing");
+    check_bad("bad_qwen3_qnorm", SMALL "--no-ref --arch qwen3 --drop blk.1.attn_q_norm.weight", false, OWL_ERR_FORMAT,
+              "blk.1.attn_q_norm.weight", "missing");
+    check_bad("bad_olmo2_knorm", SMALL "--no-ref --arch olmo2 --drop blk.0.attn_k_norm.weight", false, OWL_ERR_FORMAT,
+              "blk.0.attn_k_norm.weight", "missing");
+    check_bad("bad_gemma2_post", SMALL "--no-ref --arch gemma2 --window 16 --drop blk.0.post_ffw_norm.weight", false,
+              OWL_ERR_FORMAT, "blk.0.post_ffw_norm.weight", "missing");
+    check_bad("bad_phi3_qkv", SMALL "--no-ref --arch phi3 --drop blk.0.attn_qkv.weight", false, OWL_ERR_FORMAT,
+              "blk.0.attn_qkv.weight", "missing");
+    check_bad("bad_phi3_heads", SMALL "--no-ref --arch phi3 --set phi3.attention.head_count_kv=u32:4", false,
+              OWL_ERR_FORMAT, "blk.0.attn_qkv.weight", "expected [64, 192]");
+    check_bad("bad_qwen3_hd", SMALL "--no-ref --arch qwen3 --head-dim 32 --unset qwen3.attention.key_length", false,
+              OWL_ERR_FORMAT, "blk.0.attn_q.weight", "expected [64, 64]");
+    return test_finish("test_families");
+}
