@@ -8,6 +8,7 @@
  * server-sent events. The completion callback of every request writes the
  * audit line and the metrics and cancels generation the client left. */
 #include "chat/chat.h"
+#include "chat/conversation.h"
 #include "tokenizer/tokenizer.h"
 #include "serve/api.h"
 #include "serve/serve.h"
@@ -24,10 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char CHATML[] =
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
-
 typedef struct server {
     const owl_server_opts *o;
     owl_model *model;
@@ -36,7 +33,6 @@ typedef struct server {
     owl_keydb *keys;
     owl_ratelimit *rl;
     owl_audit *audit;
-    owl_template *tmpl;
     char digest[65];
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -150,19 +146,28 @@ static int authorize(server *s, struct MHD_Connection *mc, conn *c, enum MHD_Res
 
 /* ---- generation routes ---- */
 
-static bool template_inputs_render(server *s, json_t *messages, char **out, owl_api_err *e) {
-    json_t *in = json_pack("{s:O,s:b}", "messages", messages, "add_generation_prompt", 1);
-    int32_t bos = owl_token_bos(s->tok), eos = owl_token_eos(s->tok);
-    size_t n;
-    const char *p;
-    if (bos >= 0 && (p = owl_token_piece(s->tok, bos, &n))) json_object_set_new(in, "bos_token", json_stringn(p, n));
-    if (eos >= 0 && (p = owl_token_piece(s->tok, eos, &n))) json_object_set_new(in, "eos_token", json_stringn(p, n));
-    char *js = json_dumps(in, JSON_COMPACT);
-    json_decref(in);
-    owl_status st = js ? owl_template_render(s->tmpl, js, out, NULL) : OWL_ERR_NOMEM;
-    free(js);
+/* The chat prompt through the model's template (ChatML if none) and the
+ * end-of-turn tokens, by chat/conversation.c. */
+static bool chat_prompt(server *s, json_t *messages, char **text, int32_t **ids, size_t *n_ids, owl_gen *g,
+                        owl_api_err *e) {
+    owl_conv *cv = NULL;
+    owl_status st = owl_conv_new(s->model, NULL, &cv);
+    for (size_t i = 0; st == OWL_OK && i < json_array_size(messages); i++) {
+        json_t *m = json_array_get(messages, i), *c = json_object_get(m, "content");
+        st = owl_conv_add(cv, json_string_value(json_object_get(m, "role")), json_string_value(c), json_string_length(c));
+    }
+    if (st == OWL_OK) st = owl_conv_tokenize(cv, true, text, ids, n_ids);
+    if (st == OWL_OK) {
+        int n = 0;
+        const int32_t *stops = owl_conv_stop_tokens(cv, &n);
+        if (n > 0 && (g->stop_ids = malloc((size_t)n * sizeof(int32_t)))) {
+            memcpy(g->stop_ids, stops, (size_t)n * sizeof(int32_t));
+            g->n_stop_ids = n;
+        }
+    }
+    owl_conv_free(cv);
     if (st != OWL_OK) {
-        owl_api_fail(e, 400, "invalid_request_error", "messages", NULL, "the chat template failed: %.300s",
+        owl_api_fail(e, 400, "invalid_request_error", "messages", NULL, "cannot build the prompt: %.300s",
                      owl_last_error());
         return false;
     }
@@ -194,20 +199,17 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     if (status) goto error;
     model_name_check(s, c, r.model, &e);
     if (e.status) goto error;
-    if (chat) {
-        if (!template_inputs_render(s, messages, &text, &e)) goto error;
+    g = owl_gen_new();
+    if (!g) {
+        owl_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
+        goto error;
     }
-    {
-        bool add_bos = true;
-        size_t bl;
-        int32_t bos = owl_token_bos(s->tok);
-        const char *bp = bos >= 0 ? owl_token_piece(s->tok, bos, &bl) : NULL;
-        if (chat && bp && bl && strncmp(text, bp, bl) == 0) add_bos = false;
-        if (owl_tokenize(s->tok, text, strlen(text), add_bos, chat, &ids, &n_ids) != OWL_OK) {
-            owl_api_fail(&e, 400, "invalid_request_error", chat ? "messages" : "prompt", NULL,
-                         "cannot tokenize the prompt: %.300s", owl_last_error());
-            goto error;
-        }
+    if (chat) {
+        if (!chat_prompt(s, messages, &text, &ids, &n_ids, g, &e)) goto error;
+    } else if (owl_tokenize(s->tok, text, strlen(text), true, false, &ids, &n_ids) != OWL_OK) {
+        owl_api_fail(&e, 400, "invalid_request_error", "prompt", NULL, "cannot tokenize the prompt: %.300s",
+                     owl_last_error());
+        goto error;
     }
     int n_ctx = owl_sched_ctx_size(s->sched);
     if (n_ids == 0) {
@@ -230,11 +232,6 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
                      r.max_tokens);
         goto error;
     }
-    g = owl_gen_new();
-    if (!g) {
-        owl_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-        goto error;
-    }
     g->prompt = ids;
     ids = NULL;
     g->n_prompt = (int)n_ids;
@@ -252,7 +249,6 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
         if (!f || fread(&g->sp.seed, sizeof g->sp.seed, 1, f) != 1) g->sp.seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)g;
         if (f) fclose(f);
     }
-    g->stop_on_special = chat;
     g->stops = calloc(4, sizeof *g->stops);
     for (int i = 0; g->stops && i < r.n_stops; i++) {
         g->stops[i] = r.stops[i];
@@ -271,7 +267,6 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
         owl_api_fail(&e, 429, "server_overloaded", NULL, "queue_full",
                      "The server is busy (every slot and queue place is taken). Try again shortly.");
         ret = send_err(mc, c, &e, 1);
-        owl_gen_unref(g);
         goto out;
     }
     c->g = g;
@@ -334,6 +329,7 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
 error:
     ret = send_err(mc, c, &e, 0);
 out:
+    if (g && g != c->g) owl_gen_unref(g);
     owl_api_req_free(&r);
     json_decref(messages);
     free(text);
@@ -630,12 +626,14 @@ owl_status owl_server_run(owl_model *model, const owl_server_opts *o) {
         st = owl_serve_sha256_file(o->model_path, s.digest);
         if (st != OWL_OK) goto done;
     }
-    const char *src = owl_tokenizer_chat_template(s.tok);
-    if (!src) src = CHATML;
-    st = owl_template_parse(src, strlen(src), &s.tmpl);
-    if (st != OWL_OK) {
-        owl_error_prefix(st, "%s: the model's chat template", o->model_path);
-        goto done;
+    {
+        owl_conv *cv = NULL; /* the chat template must parse */
+        st = owl_conv_new(model, NULL, &cv);
+        owl_conv_free(cv);
+        if (st != OWL_OK) {
+            owl_error_prefix(st, "%s: the model's chat template", o->model_path);
+            goto done;
+        }
     }
     if (!o->no_auth) {
         st = owl_keydb_open(o->keys_db, true, &s.keys);
@@ -710,7 +708,6 @@ done:
     owl_audit_close(s.audit);
     owl_ratelimit_free(s.rl);
     owl_keydb_close(s.keys);
-    owl_template_free(s.tmpl);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);
     return st;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 owl_gen *owl_gen_new(void) {
     owl_gen *g = calloc(1, sizeof *g);
@@ -28,6 +29,7 @@ void owl_gen_unref(owl_gen *g) {
     pthread_mutex_unlock(&g->mu);
     if (r > 0) return;
     free(g->prompt);
+    free(g->stop_ids);
     for (int i = 0; i < g->n_stops; i++) free(g->stops[i]);
     free(g->stops);
     free(g->text);
@@ -59,6 +61,7 @@ struct owl_sched {
     pthread_cond_t cv;
     pthread_t thread;
     bool thread_started, stopping;
+    int step_delay_ms; /* tests only: OWL_SERVE_TEST_STEP_DELAY_MS slows each step */
 };
 
 static void *sched_main(void *arg);
@@ -77,6 +80,8 @@ owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap
     s->q_cap = queue_cap;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    const char *delay = getenv("OWL_SERVE_TEST_STEP_DELAY_MS");
+    if (delay) s->step_delay_ms = atoi(delay) > 0 && atoi(delay) < 10000 ? atoi(delay) : 0;
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
     s->queue = calloc((size_t)queue_cap + (size_t)n_slots, sizeof *s->queue);
     owl_status st = (s->slots && s->queue) ? OWL_OK : owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
@@ -274,8 +279,8 @@ static bool slot_step(owl_sched *s, slot *sl, double t0) {
         return false;
     }
     double now = owl_time_ms();
-    bool end = t == owl_token_eos(s->tok) || t == owl_token_bos(s->tok) ||
-               (g->stop_on_special && owl_token_is_special(s->tok, t));
+    bool end = t == owl_token_eos(s->tok) || t == owl_token_bos(s->tok);
+    for (int i = 0; i < g->n_stop_ids && !end; i++) end = t == g->stop_ids[i];
     if (end) {
         size_t n = 0;
         const char *rest = owl_detok_flush(sl->dt, &n);
@@ -351,6 +356,10 @@ static void *sched_main(void *arg) {
         bool over[256];
         int n = s->n_slots < 256 ? s->n_slots : 256;
         for (int i = 0; i < n; i++) over[i] = s->slots[i].g && !slot_step(s, &s->slots[i], t0);
+        if (s->step_delay_ms > 0) {
+            struct timespec ts = {s->step_delay_ms / 1000, (long)(s->step_delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         pthread_mutex_lock(&s->mu);
         for (int i = 0; i < n; i++)
             if (over[i]) slot_release(s, &s->slots[i]);

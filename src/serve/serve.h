@@ -96,7 +96,8 @@ typedef struct owl_gen {
     owl_sampler_params sp;
     char **stops; /* stop strings */
     int n_stops;
-    bool stop_on_special; /* chat: any control token ends the turn */
+    int32_t *stop_ids; /* tokens that end the answer besides EOS (chat: end of turn) */
+    int n_stop_ids;
     double deadline_ms;   /* owl_time_ms() limit; 0 = none */
     /* outputs */
     pthread_mutex_t mu;

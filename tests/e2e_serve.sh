@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# owl serve end to end: a real server on a loopback port driven with curl.
+# Completions at temperature 0 must equal `owl run`; errors must follow
+# OpenAI's error object and statuses; keys, rate limits, the queue, client
+# disconnects, SIGTERM and the audit chain are checked. Every wait is bounded;
+# the servers are always killed.
+set -u
+OWL=${OWL_BIN:?OWL_BIN not set}
+PY=${OWL_PYTHON:-/usr/bin/python3}
+MODEL=${OWL_TESTDATA:?}/models/stories260K.gguf
+TMP=$(mktemp -d "${OWL_TMP:-/tmp}/e2e_serve.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+pass=0
+failn=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { failn=$((failn + 1)); echo "FAIL: $*"; }
+check() { # check DESCRIPTION COMMAND...
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else bad "$d"; fi
+}
+# jget FILE PYTHON-EXPRESSION (j is the parsed JSON)
+jget() { "$PY" -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
+export PY
+export -f jget
+
+# start_server NAME ARGS...: sets PORT and SPID
+start_server() {
+    local name=$1
+    shift
+    "$OWL" serve "$MODEL" --port 0 -t 1 "$@" 2>"$TMP/$name.err" &
+    SPID=$!
+    PIDS+=("$SPID")
+    PORT=
+    for _ in $(seq 1 200); do
+        PORT=$(grep -o 'on http://127.0.0.1:[0-9]*' "$TMP/$name.err" 2>/dev/null | sed 's/.*://')
+        [[ -n $PORT ]] && break
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ -z $PORT ]]; then
+        echo "server $name did not start:"
+        cat "$TMP/$name.err"
+        exit 1
+    fi
+}
+# req OUT METHOD PATH [KEY] [BODY]: prints the status; headers in OUT.h
+req() {
+    local out=$1 method=$2 path=$3 key=${4:-} body=${5:-}
+    local args=(-s -o "$out" -D "$out.h" -w '%{http_code}' --max-time 20 -X "$method")
+    [[ -n $key ]] && args+=(-H "Authorization: Bearer $key")
+    [[ -n $body ]] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    curl "${args[@]}" "http://127.0.0.1:$PORT$path"
+}
+wait_exit() { # wait_exit PID SECONDS: exit status or 124
+    local pid=$1 n=$(($2 * 20))
+    for _ in $(seq 1 "$n"); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid"
+            return $?
+        fi
+        sleep 0.05
+    done
+    return 124
+}
+metric() { curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+# ---- keys ----
+DB=$TMP/keys.db
+K1=$("$OWL" keys create --name all --db "$DB" 2>/dev/null)
+K2=$("$OWL" keys create --name other --models some-other-model --db "$DB" 2>/dev/null)
+K3=$("$OWL" keys create --name gone --db "$DB" 2>/dev/null)
+K4=$("$OWL" keys create --name slow --rpm 2 --db "$DB" 2>/dev/null)
+check "keys create prints owl- + 64 hex" bash -c "[[ '$K1' =~ ^owl-[0-9a-f]{64}$ && '$K1' != '$K2' ]]"
+"$OWL" keys revoke 3 --db "$DB" 2>/dev/null
+check "keys list shows the revoked key and no secret" bash -c \
+    "\"$OWL\" keys list --db \"$DB\" | grep -q '^3 .*gone .*revoked' && ! \"$OWL\" keys list --db \"$DB\" | grep -q '${K1:4:16}'"
+check "the database holds only hashes" bash -c "! grep -aq '${K1:4}' '$DB'"
+check "keys revoke of an unknown id fails" bash -c "! \"$OWL\" keys revoke 99 --db \"$DB\" 2>/dev/null"
+
+# ---- server 1: auth, audit ----
+AUD=$TMP/audit.log
+start_server s1 --keys "$DB" --audit "$AUD" --max-body 4096 --max-tokens-cap 1000 -c 128 --slots 2
+check "health" bash -c "[[ \$(curl -s --max-time 5 http://127.0.0.1:$PORT/health) == *ok* ]]"
+
+s=$(req "$TMP/m" GET /v1/models "$K1")
+check "models lists stories260K" bash -c "[[ $s == 200 ]] && [[ \$(jget '$TMP/m' 'j[\"data\"][0][\"id\"]') == stories260K ]]"
+
+PROMPT="Once upon a time"
+s=$(req "$TMP/c1" POST /v1/completions "$K1" "{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":40,\"temperature\":0}")
+TEXT=$(jget "$TMP/c1" 'j["choices"][0]["text"]')
+RUN=$("$OWL" run "$MODEL" -p "$PROMPT" -n 40 --temp 0 -q -t 1)
+check "completion at temperature 0 equals owl run" bash -c "[[ $s == 200 && -n '$TEXT' ]] && [[ '$PROMPT$TEXT' == '$RUN' ]]"
+check "completion usage and finish_reason" bash -c \
+    "[[ \$(jget '$TMP/c1' '(j[\"usage\"][\"prompt_tokens\"] > 1, j[\"usage\"][\"completion_tokens\"], j[\"usage\"][\"total_tokens\"] - j[\"usage\"][\"prompt_tokens\"], j[\"choices\"][0][\"finish_reason\"], j[\"object\"])') == \"(True, 40, 40, 'length', 'text_completion')\" ]]"
+
+curl -s -N --max-time 20 -H "Authorization: Bearer $K1" -H 'Content-Type: application/json' \
+    -d "{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":40,\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" \
+    "http://127.0.0.1:$PORT/v1/completions" >"$TMP/sse"
+STREAMED=$("$PY" - "$TMP/sse" <<'EOF'
+import json, sys
+raw = open(sys.argv[1]).read()
+events = [e for e in raw.split("\n\n") if e]
+assert all(e.startswith("data: ") for e in events), "not SSE"
+assert events[-1] == "data: [DONE]", "no [DONE]"
+chunks = [json.loads(e[6:]) for e in events[:-1]]
+text = "".join(c["choices"][0]["text"] for c in chunks if c["choices"])
+fin = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+usage = chunks[-1]["usage"]
+assert fin == ["length"] and usage["completion_tokens"] == 40 and chunks[-1]["choices"] == []
+print(text)
+EOF
+)
+check "streamed completion equals the whole one (SSE, finish, usage, [DONE])" bash -c "[[ -n '$STREAMED' && '$STREAMED' == '$TEXT' ]]"
+
+CHAT='{"model":"stories260K","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell me a story"}],"max_tokens":16,"temperature":0,"seed":7}'
+s=$(req "$TMP/ch" POST /v1/chat/completions "$K1" "$CHAT")
+check "chat completion object" bash -c \
+    "[[ $s == 200 ]] && [[ \$(jget '$TMP/ch' '(j[\"object\"], j[\"choices\"][0][\"message\"][\"role\"], j[\"choices\"][0][\"finish_reason\"] in (\"stop\",\"length\"), j[\"usage\"][\"completion_tokens\"] <= 16, j[\"id\"].startswith(\"chatcmpl-\"))') == \"('chat.completion', 'assistant', True, True, True)\" ]]"
+curl -s -N --max-time 20 -H "Authorization: Bearer $K1" -d "${CHAT%\}},\"stream\":true}" \
+    "http://127.0.0.1:$PORT/v1/chat/completions" >"$TMP/chsse"
+check "chat streaming: role chunk, deltas equal the whole answer, [DONE]" "$PY" - "$TMP/chsse" "$TMP/ch" <<'EOF'
+import json, sys
+events = [e for e in open(sys.argv[1]).read().split("\n\n") if e]
+assert events[-1] == "data: [DONE]"
+chunks = [json.loads(e[6:]) for e in events[:-1]]
+assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+whole = json.load(open(sys.argv[2]))["choices"][0]["message"]["content"]
+assert text == whole, (text, whole)
+EOF
+
+# auth and routing errors
+errcheck() { # errcheck DESC EXPECTED_STATUS STATUS FILE [CODE]
+    local d=$1 want=$2 got=$3 f=$4 code=${5:-}
+    local typ
+    typ=$(jget "$f" '("message" in j["error"]) and ("type" in j["error"]) and ("param" in j["error"]) and ("code" in j["error"])')
+    if [[ $got == "$want" && $typ == True ]] && { [[ -z $code ]] || [[ $(jget "$f" 'j["error"]["code"]') == "$code" ]]; }; then
+        ok "$d"
+    else
+        bad "$d (status $got, body $(head -c 300 "$f"))"
+    fi
+}
+B='{"model":"stories260K","prompt":"Hi","max_tokens":2}'
+errcheck "no key: 401" 401 "$(req "$TMP/e" POST /v1/completions "" "$B")" "$TMP/e" invalid_api_key
+errcheck "wrong key: 401" 401 "$(req "$TMP/e" POST /v1/completions "owl-0000" "$B")" "$TMP/e" invalid_api_key
+errcheck "revoked key: 401" 401 "$(req "$TMP/e" POST /v1/completions "$K3" "$B")" "$TMP/e" invalid_api_key
+errcheck "key not scoped to the model: 404" 404 "$(req "$TMP/e" POST /v1/completions "$K2" "$B")" "$TMP/e" model_not_found
+errcheck "unknown model: 404" 404 "$(req "$TMP/e" POST /v1/completions "$K1" '{"model":"gpt-9","prompt":"Hi"}')" "$TMP/e" model_not_found
+errcheck "unknown route: 404" 404 "$(req "$TMP/e" GET /v1/nothing "$K1")" "$TMP/e"
+errcheck "malformed JSON: 400" 400 "$(req "$TMP/e" POST /v1/completions "$K1" '{"model":"stories260K","prompt":')" "$TMP/e"
+errcheck "max_tokens as a string: 400" 400 "$(req "$TMP/e" POST /v1/completions "$K1" '{"model":"stories260K","prompt":"Hi","max_tokens":"5"}')" "$TMP/e"
+check "the 400 names the parameter" bash -c "[[ \$(jget '$TMP/e' 'j[\"error\"][\"param\"]') == max_tokens ]]"
+errcheck "messages not an array: 400" 400 "$(req "$TMP/e" POST /v1/chat/completions "$K1" '{"model":"stories260K","messages":"hi"}')" "$TMP/e"
+errcheck "temperature out of range: 400" 400 "$(req "$TMP/e" POST /v1/chat/completions "$K1" '{"model":"stories260K","messages":[{"role":"user","content":"x"}],"temperature":9}')" "$TMP/e"
+errcheck "n=2: 400" 400 "$(req "$TMP/e" POST /v1/chat/completions "$K1" '{"model":"stories260K","messages":[{"role":"user","content":"x"}],"n":2}')" "$TMP/e"
+errcheck "max_tokens beyond the context: 400" 400 "$(req "$TMP/e" POST /v1/completions "$K1" '{"model":"stories260K","prompt":"Hi","max_tokens":200}')" "$TMP/e" context_length_exceeded
+HUGE=$("$PY" -c 'print("{\"model\":\"stories260K\",\"prompt\":\"" + "a" * 6000 + "\"}")')
+errcheck "body over --max-body: 413" 413 "$(req "$TMP/e" POST /v1/completions "$K1" "$HUGE")" "$TMP/e"
+s1=$(req "$TMP/r" POST /v1/completions "$K4" "$B")
+s2=$(req "$TMP/r" POST /v1/completions "$K4" "$B")
+s3=$(req "$TMP/r" POST /v1/completions "$K4" "$B")
+check "rpm 2: third request 429 with Retry-After" bash -c \
+    "[[ $s1 == 200 && $s2 == 200 && $s3 == 429 ]] && grep -qi '^Retry-After: [0-9]' '$TMP/r.h'"
+
+M=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics")
+check "metrics: requests by route and status, tokens, histograms, slots" bash -c "
+    grep -q '^owl_requests_total{route=\"/v1/completions\",status=\"200\"} [1-9]' <<<'$M' &&
+    grep -q '^owl_requests_total{route=\"/v1/completions\",status=\"401\"} 3' <<<'$M' &&
+    grep -q '^owl_generation_tokens_total [1-9]' <<<'$M' && grep -q '^owl_time_to_first_token_seconds_count [1-9]' <<<'$M' &&
+    grep -q '^owl_time_per_output_token_seconds_bucket{le=\"+Inf\"} [1-9]' <<<'$M' && grep -q '^owl_slots_active 0' <<<'$M'"
+
+kill -TERM "$SPID"
+wait_exit "$SPID" 10
+check "SIGTERM on an idle server: exit 0" test $? -eq 0
+check "audit log verifies" "$OWL" audit verify "$AUD"
+check "audit log has key ids, never keys" bash -c "grep -q '\"key_id\":1,' '$AUD' && ! grep -q '${K1:4}' '$AUD' && grep -q '\"model_sha256\":\"[0-9a-f]\{64\}\"' '$AUD'"
+sed '3s/"status":[0-9]*/"status":299/' "$AUD" >"$TMP/edited.log"
+"$OWL" audit verify "$TMP/edited.log" >/dev/null 2>"$TMP/verify.err"
+rc=$?
+check "edited audit line: verify fails naming line 3" bash -c "[[ $rc == 1 ]] && grep -q 'line 3:' '$TMP/verify.err'"
+sed '2d' "$AUD" >"$TMP/cut.log"
+"$OWL" audit verify "$TMP/cut.log" >/dev/null 2>"$TMP/verify.err"
+check "removed audit line: verify names line 2" bash -c "grep -q 'line 2:' '$TMP/verify.err'"
+
+# ---- server 2: slow steps (test hook), one slot, no queue ----
+export OWL_SERVE_TEST_STEP_DELAY_MS=20
+AUD2=$TMP/audit2.log
+start_server s2 --no-auth --audit "$AUD2" --audit-content -c 512 --slots 1 --queue 0
+unset OWL_SERVE_TEST_STEP_DELAY_MS
+check "--no-auth prints a warning" grep -q WARNING "$TMP/s2.err"
+LONG='{"model":"stories260K","prompt":"Once upon a time","max_tokens":400,"temperature":0,"stream":true}'
+curl -s -N --max-time 0.6 -d "$LONG" "http://127.0.0.1:$PORT/v1/completions" >"$TMP/cut.sse" 2>/dev/null
+a=
+for _ in $(seq 1 60); do
+    a=$(metric owl_slots_active)
+    [[ $a == 0 ]] && break
+    sleep 0.05
+done
+check "client disconnect mid-stream frees the slot" bash -c "[[ '$a' == 0 ]] && grep -q '^data: ' '$TMP/cut.sse'"
+
+# queue full: one long request holds the only slot
+curl -s --max-time 20 -d '{"model":"stories260K","prompt":"Once","max_tokens":60,"temperature":0}' \
+    "http://127.0.0.1:$PORT/v1/completions" >"$TMP/long.json" &
+CPID=$!
+for _ in $(seq 1 100); do
+    [[ $(metric owl_slots_active) == 1 ]] && break
+    sleep 0.02
+done
+s=$(req "$TMP/q" POST /v1/completions "" '{"model":"stories260K","prompt":"Hi","max_tokens":2}')
+errcheck "queue full: 429" 429 "$s" "$TMP/q" queue_full
+check "queue full carries Retry-After" grep -qi '^Retry-After: ' "$TMP/q.h"
+# SIGTERM while that request generates: it completes, the log verifies
+kill -TERM "$SPID"
+wait "$CPID"
+wait_exit "$SPID" 20
+rc=$?
+check "SIGTERM during generation: exit 0" test $rc -eq 0
+check "SIGTERM during generation: the request completed" bash -c \
+    "[[ \$(jget '$TMP/long.json' '(j[\"usage\"][\"completion_tokens\"], j[\"choices\"][0][\"finish_reason\"])') == \"(60, 'length')\" ]]"
+check "after SIGTERM the audit log verifies" "$OWL" audit verify "$AUD2"
+check "the audit log has the disconnect (499) and the finished request with its text" bash -c \
+    "grep -q '\"status\":499' '$AUD2' && tail -1 '$AUD2' | grep -q '\"status\":200' && tail -1 '$AUD2' | grep -q '\"completion\":\"'"
+
+echo "e2e_serve: $pass passed, $failn failed"
+[[ $failn == 0 ]]
