@@ -28,6 +28,8 @@ static void usage(FILE *f) {
             "  keys      create, list and revoke the server's API keys\n"
             "  audit     verify the hash chain of the server's audit log\n"
             "  license   what a model's licence allows (GGUF keys, model card, LICENSE files)\n"
+            "  inspect   what a model file holds: architecture, tensors, tokenizer, metadata,\n"
+            "            licence, SHA-256 of each file\n"
             "\n"
             "options:\n"
             "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
@@ -68,6 +70,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "keys") == 0) return cli_keys(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0) return cli_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "license") == 0) return cli_license(argc - 1, argv + 1);
+    if (strcmp(cmd, "inspect") == 0) return cli_inspect(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -140,7 +140,7 @@ static void str_of(const owl_meta *meta, const char *key, char **out, bool *bad)
     *out = s;
 }
 
-owl_status owl_license_detect_meta(const char *name, const owl_meta *meta, owl_license_report *out) {
+static owl_status meta_source(const char *name, const owl_meta *meta, owl_license_report *out) {
     char *lic = NULL, *lname = NULL, *link = NULL;
     bool bad = false;
     str_of(meta, "general.license", &lic, &bad);
@@ -219,6 +219,17 @@ static void decide(owl_license_report *r) {
     r->license = found;
 }
 
+owl_status owl_license_detect_meta(const char *name, const owl_meta *meta, owl_license_report *out) {
+    memset(out, 0, sizeof *out);
+    owl_status st = meta_source(name, meta, out);
+    if (st) {
+        owl_license_report_free(out);
+        return st;
+    }
+    decide(out);
+    return OWL_OK;
+}
+
 static bool is_licence_file(const char *n) {
     return strncasecmp(n, "license", 7) == 0 || strncasecmp(n, "licence", 7) == 0 ||
            strncasecmp(n, "use_policy", 10) == 0 || strncasecmp(n, "use-policy", 10) == 0 ||
@@ -285,7 +296,7 @@ owl_status owl_license_detect(const char *path, owl_license_report *out) {
             owl_weights ws;
             st = owl_gguf_read(path, &ws);
             if (st == OWL_OK) {
-                st = owl_license_detect_meta(base, &ws.meta, out);
+                st = meta_source(base, &ws.meta, out);
                 owl_weights_free(&ws);
             }
         } else if (got >= 3 && memcmp(head, "---", 3) == 0) {
