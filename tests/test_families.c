@@ -164,6 +164,13 @@ static void check_family(const char *name, const char *args, const char *arch, i
         double e1 = check_file(what, gguf, arch, tok, ref, vocab, want_swa_layers);
         snprintf(what, sizeof what, "%s hf", name);
         double e2 = check_file(what, hf, arch, tok, ref, vocab, want_swa_layers);
+        /* owl convert's GGUF of the directory */
+        char *conv = with_ext(prefix, ".conv.gguf");
+        int rc = run_cmd("'%s' convert '%s' -o '%s' --type f32 2>/dev/null", owl_bin(), hf, conv);
+        CHECKF(rc == 0, "%s: owl convert failed (%d)", name, rc);
+        snprintf(what, sizeof what, "%s converted", name);
+        if (rc == 0) check_file(what, conv, arch, tok, ref, vocab, want_swa_layers);
+        free(conv);
         /* the portable attention path (scores row by row) too */
         owl_cpu_force_scalar(true);
         snprintf(what, sizeof what, "%s gguf scalar", name);
@@ -196,9 +203,32 @@ static void check_bad(const char *name, const char *args, bool hf, owl_status wa
     free(prefix);
 }
 
+/* owl_geglu and owl_softcap against values of the formulas computed in
+ * float64 by NumPy. */
+static void check_ops(void) {
+    static const double gelu[][2] = {{1.0, 0.84119199060827676},  {-2.0, -0.045402305912224938},
+                                     {0.5, 0.34571400982514394},  {3.0, 2.9963626079182268},
+                                     {-0.25, -0.100324649298315}, {-6.0, -8.43964897967453e-11}};
+    float g[6], u[6], out[6];
+    for (int i = 0; i < 6; i++) g[i] = (float)gelu[i][0], u[i] = 2.0f;
+    owl_geglu(out, g, u, 6);
+    for (int i = 0; i < 6; i++)
+        CHECKF(fabs(out[i] - 2 * gelu[i][1]) <= 1e-6 * fabs(2 * gelu[i][1]) + 1e-12, "geglu(%g) = %.9g, expected %.9g",
+               gelu[i][0], out[i], 2 * gelu[i][1]);
+    static const double cap3[][2] = {
+        {1.0, 0.96453821259490302}, {-2.0, -1.7483488360437303}, {100.0, 3.0}, {-0.25, -0.24942289930079925}};
+    float x[4];
+    for (int i = 0; i < 4; i++) x[i] = (float)cap3[i][0];
+    owl_softcap(x, 4, 3.0f);
+    for (int i = 0; i < 4; i++)
+        CHECKF(fabs(x[i] - cap3[i][1]) <= 1e-6 * fabs(cap3[i][1]), "softcap(%g) = %.9g, expected %.9g", cap3[i][0],
+               x[i], cap3[i][1]);
+}
+
 int main(void) {
     tmp = test_tmpdir("test_families");
     owl_set_threads(1);
+    check_ops();
 #define SMALL "--no-tokenizer --dim 64 --heads 4 --kv-heads 2 --ffn 96 --vocab 300 --ctx 128 "
     /* Mistral: Llama + a window on every layer (GGUF "llama", Q/K permuted) */
     check_family("mistral", SMALL "--arch mistral --window 16", "llama", 2);
