@@ -16,4 +16,9 @@ int cli_verify(int argc, char **argv);
 json_t *cli_license_json(const owl_license_report *r);
 void cli_license_print(FILE *f, const owl_license_report *r);
 
+/* Loads the policy at policy_path and checks model against it before the
+ * model is loaded: 0 when allowed, else CLI_EXIT_RUNTIME after printing
+ * "owl CMD: POLICY: rule NAME: why" (or the policy file's error). */
+int cli_policy_enforce(const char *cmd, const char *policy_path, const char *model);
+
 #endif

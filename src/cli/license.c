@@ -161,3 +161,13 @@ int cli_license(int argc, char **argv) {
     owl_license_report_free(&r);
     return CLI_EXIT_OK;
 }
+
+int cli_policy_enforce(const char *cmd, const char *policy_path, const char *model) {
+    owl_policy *p;
+    if (owl_policy_load(policy_path, &p)) return cli_error(cmd, "%s", owl_last_error());
+    owl_status st = owl_policy_check(p, model);
+    owl_policy_free(p);
+    if (st == OWL_ERR_RANGE) return cli_error(cmd, "refused by policy: %s", owl_last_error());
+    if (st) return cli_error(cmd, "%s", owl_last_error());
+    return 0;
+}

@@ -1,6 +1,7 @@
 /* owl run: generate text from a prompt, streaming it to stdout. */
 #include "chat/conversation.h"
 #include "cli/args.h"
+#include "cli/govern_cli.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ static void run_help(FILE *f) {
             "  -f, --file FILE        read the prompt from FILE\n"
             "      --no-bos           do not put BOS before the prompt\n"
             "      --tokenizer PATH   tokenizer.bin for a llama2.c checkpoint\n"
+            "      --policy FILE      refuse the model unless the policy (JSON: licences,\n"
+            "                         uses, pinned digests; see src/govern/policy.c) allows it\n"
             "      --chat             the prompt is a user message: render it with the\n"
             "                         model's chat template (ChatML if it has none), print\n"
             "                         only the answer, stop at the end of the turn\n"
@@ -84,7 +87,7 @@ static double now_ms(void) {
 }
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file, *tokenizer, *system;
+    const char *model, *prompt, *prompt_file, *tokenizer, *system, *policy;
     int n_predict, n_ctx, threads, repeat_last_n;
     bool no_bos, ids, quiet, seed_given, chat;
     owl_sampler_params sp;
@@ -154,6 +157,9 @@ static int parse(int argc, char **argv, run_opts *o) {
         } else if (strcmp(a, "--tokenizer") == 0) {
             VALUE();
             o->tokenizer = v;
+        } else if (strcmp(a, "--policy") == 0) {
+            VALUE();
+            o->policy = v;
         } else if (strcmp(a, "--chat") == 0) {
             o->chat = true;
         } else if (strcmp(a, "--system") == 0) {
@@ -213,6 +219,7 @@ int cli_run(int argc, char **argv) {
     int n_gen = 0;
     owl_status st;
 
+    if (o.policy && cli_policy_enforce(CMD, o.policy, o.model)) goto done;
     double t_load = now_ms();
     model = cli_load_model(CMD, o.model, o.tokenizer);
     if (!model) goto done;

@@ -132,6 +132,19 @@ owl_status owl_license_detect(const char *path, owl_license_report *out);
 owl_status owl_license_detect_meta(const char *name, const owl_meta *meta, owl_license_report *out);
 void owl_license_report_free(owl_license_report *r);
 
+/* ---- policies (policy.c; the format is described there) ---- */
+
+typedef struct owl_policy owl_policy;
+/* Reads a policy file (JSON); unknown keys, wrong types and bad digests are
+ * errors naming the file and the key. */
+owl_status owl_policy_load(const char *path, owl_policy **out);
+void owl_policy_free(owl_policy *p);
+/* OWL_OK when the policy lets the model (file or directory) be loaded;
+ * OWL_ERR_RANGE when a rule refuses it, the error text naming the policy
+ * file, the rule and why ("policy.json: rule deny_licenses: model licence
+ * CC-BY-NC-4.0 is denied"); other codes when the model cannot be read. */
+owl_status owl_policy_check(const owl_policy *p, const char *model);
+
 /* ---- SHA-256 (sha256.c) ---- */
 
 /* Hex digest (65 bytes with NUL) of a whole file, streamed. */
