@@ -130,9 +130,35 @@ static void test_softmax_swiglu(void) {
     free(x), free(y), free(g), free(u);
 }
 
+
+/* GeGLU (tanh gelu) and logit soft-capping against double. */
+static void test_geglu_softcap(void) {
+    const int ns[] = {1, 7, 33, 1000};
+    float g[1000], u[1000], y[1000], x[1000];
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int n = ns[k];
+        for (int i = 0; i < n; i++) g[i] = test_rand_f32(&rng) * 8.0f, u[i] = test_rand_f32(&rng) * 2.0f;
+        owl_geglu(y, g, u, n);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            double a = g[i];
+            double want = 0.5 * a * (1.0 + tanh(sqrt(2.0 / M_PI) * (a + 0.044715 * a * a * a))) * u[i];
+            worst = fmax(worst, fabs(y[i] - want) / (fabs(want) + 1e-6));
+        }
+        CHECKF(worst < 1e-5, "geglu n=%d: worst relative error %g", n, worst);
+        for (int i = 0; i < n; i++) x[i] = test_rand_f32(&rng) * 100.0f;
+        memcpy(y, x, sizeof(float) * (size_t)n);
+        owl_softcap(y, n, 30.0f);
+        worst = 0;
+        for (int i = 0; i < n; i++) worst = fmax(worst, fabs(y[i] - 30.0 * tanh(x[i] / 30.0)));
+        CHECKF(worst < 1e-4, "softcap n=%d: worst abs error %g", n, worst);
+    }
+}
+
 int main(void) {
     test_rmsnorm();
     test_rope();
     test_softmax_swiglu();
+    test_geglu_softcap();
     return test_finish("test_ops");
 }
