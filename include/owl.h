@@ -91,6 +91,11 @@ void owl_ctx_truncate(owl_ctx *ctx, int pos);
 owl_status owl_ctx_eval(owl_ctx *ctx, const int32_t *tokens, int n, bool all_logits);
 /* Logits (n_vocab floats) of token i of the last eval; i = -1: the last token. */
 const float *owl_ctx_logits(const owl_ctx *ctx, int i);
+/* Embedding of tokens (n <= owl_ctx_size): the final normed hidden states
+ * of the tokens run from position 0, averaged and scaled to length 1; out
+ * gets owl_model_info.dim floats. Empties the KV cache (pos 0 after) and
+ * the logits. */
+owl_status owl_ctx_embed(owl_ctx *ctx, const int32_t *tokens, int n, float *out);
 
 /* ---- tokenizer -------------------------------------------------------- */
 

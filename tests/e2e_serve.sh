@@ -71,6 +71,16 @@ wait_exit() { # wait_exit PID SECONDS: exit status or 124
 }
 metric() { curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
+errcheck() { # errcheck DESC EXPECTED_STATUS STATUS FILE [CODE]
+    local d=$1 want=$2 got=$3 f=$4 code=${5:-}
+    local typ
+    typ=$(jget "$f" '("message" in j["error"]) and ("type" in j["error"]) and ("param" in j["error"]) and ("code" in j["error"])')
+    if [[ $got == "$want" && $typ == True ]] && { [[ -z $code ]] || [[ $(jget "$f" 'j["error"]["code"]') == "$code" ]]; }; then
+        ok "$d"
+    else
+        bad "$d (status $got, body $(head -c 300 "$f"))"
+    fi
+}
 # ---- keys ----
 DB=$TMP/keys.db
 K1=$("$OWL" keys create --name all --db "$DB" 2>/dev/null)
@@ -137,17 +147,37 @@ whole = json.load(open(sys.argv[2]))["choices"][0]["message"]["content"]
 assert text == whole, (text, whole)
 EOF
 
+# prefix reuse: the same chat again finds its prompt in a slot's cache
+c0=$(metric owl_prompt_tokens_cached_total)
+req "$TMP/ch2" POST /v1/chat/completions "$K1" "$CHAT" >/dev/null
+c1=$(metric owl_prompt_tokens_cached_total)
+check "prefix reuse: a repeated prompt is served from the slot's cache, same answer" bash -c \
+    "(( $c1 - $c0 > 10 )) && cmp -s <(jget '$TMP/ch' 'j[\"choices\"][0][\"message\"]') <(jget '$TMP/ch2' 'j[\"choices\"][0][\"message\"]')"
+
+# embeddings: mean-pooled, L2-normalised final hidden states vs the float64 reference
+s=$(req "$TMP/emb" POST /v1/embeddings "$K1" '{"model":"stories260K","input":[[1,403,407,261,378],[1,9,10]]}')
+check "embeddings equal the NumPy float64 reference (mean of final normed states, unit length)" \
+    "$PY" - "$MODEL" "$TMP/emb" "$OWL_SOURCE_DIR/tests/reference" <<'EOF'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+import llama_ref
+meta, W = llama_ref.read_gguf(sys.argv[1])
+hp = llama_ref.hparams_from_meta(meta, W)
+dim = W["token_embd.weight"].shape[1]
+W = dict(W)
+W["output.weight"] = np.eye(dim)  # the "logits" are then the final normed hidden states
+got = json.load(open(sys.argv[2]))
+assert got["object"] == "list" and got["usage"]["prompt_tokens"] == 8
+for k, toks in enumerate([[1, 403, 407, 261, 378], [1, 9, 10]]):
+    v = llama_ref.forward(W, hp, toks).mean(axis=0)
+    v /= np.linalg.norm(v)
+    g = np.array(got["data"][k]["embedding"])
+    assert g.shape == (dim,) and np.abs(g - v).max() < 1e-5, np.abs(g - v).max()
+EOF
+errcheck "embeddings: wrong input type 400" 400 "$(req "$TMP/e" POST /v1/embeddings "$K1" '{"model":"stories260K","input":{"a":1}}')" "$TMP/e"
+
 # auth and routing errors
-errcheck() { # errcheck DESC EXPECTED_STATUS STATUS FILE [CODE]
-    local d=$1 want=$2 got=$3 f=$4 code=${5:-}
-    local typ
-    typ=$(jget "$f" '("message" in j["error"]) and ("type" in j["error"]) and ("param" in j["error"]) and ("code" in j["error"])')
-    if [[ $got == "$want" && $typ == True ]] && { [[ -z $code ]] || [[ $(jget "$f" 'j["error"]["code"]') == "$code" ]]; }; then
-        ok "$d"
-    else
-        bad "$d (status $got, body $(head -c 300 "$f"))"
-    fi
-}
 B='{"model":"stories260K","prompt":"Hi","max_tokens":2}'
 errcheck "no key: 401" 401 "$(req "$TMP/e" POST /v1/completions "" "$B")" "$TMP/e" invalid_api_key
 errcheck "wrong key: 401" 401 "$(req "$TMP/e" POST /v1/completions "owl-0000" "$B")" "$TMP/e" invalid_api_key
@@ -170,12 +200,13 @@ s3=$(req "$TMP/r" POST /v1/completions "$K4" "$B")
 check "rpm 2: third request 429 with Retry-After" bash -c \
     "[[ $s1 == 200 && $s2 == 200 && $s3 == 429 ]] && grep -qi '^Retry-After: [0-9]' '$TMP/r.h'"
 
-M=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics")
+curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" >"$TMP/metrics"
 check "metrics: requests by route and status, tokens, histograms, slots" bash -c "
-    grep -q '^owl_requests_total{route=\"/v1/completions\",status=\"200\"} [1-9]' <<<'$M' &&
-    grep -q '^owl_requests_total{route=\"/v1/completions\",status=\"401\"} 3' <<<'$M' &&
-    grep -q '^owl_generation_tokens_total [1-9]' <<<'$M' && grep -q '^owl_time_to_first_token_seconds_count [1-9]' <<<'$M' &&
-    grep -q '^owl_time_per_output_token_seconds_bucket{le=\"+Inf\"} [1-9]' <<<'$M' && grep -q '^owl_slots_active 0' <<<'$M'"
+    grep -q '^owl_requests_total{route=\"/v1/completions\",status=\"200\"} [1-9]' '$TMP/metrics' &&
+    grep -q '^owl_requests_total{route=\"/v1/completions\",status=\"401\"} 3' '$TMP/metrics' &&
+    grep -q '^owl_generation_tokens_total [1-9]' '$TMP/metrics' && grep -q '^owl_time_to_first_token_seconds_count [1-9]' '$TMP/metrics' &&
+    grep -q '^owl_time_per_output_token_seconds_bucket{le=\"+Inf\"} [1-9]' '$TMP/metrics' && grep -q '^owl_slots_active 0' '$TMP/metrics' &&
+    grep -q '^owl_queue_depth 0' '$TMP/metrics'"
 
 kill -TERM "$SPID"
 wait_exit "$SPID" 10

@@ -245,6 +245,50 @@ int owl_api_parse_completion(json_t *body, owl_api_req *r, char **prompt, owl_ap
     return 0;
 }
 
+static bool token_list(json_t *a) {
+    if (!json_is_array(a)) return false;
+    for (size_t i = 0; i < json_array_size(a); i++)
+        if (!json_is_integer(json_array_get(a, i))) return false;
+    return true;
+}
+
+int owl_api_parse_embeddings(json_t *body, char *model, size_t model_size, json_t **inputs, bool *base64,
+                             owl_api_err *err) {
+    *inputs = NULL;
+    *base64 = false;
+    if (!json_is_object(body)) return BAD(NULL, "the request body must be a JSON object");
+    json_t *m = json_object_get(body, "model");
+    if (!m) return BAD("model", "you must provide a model parameter");
+    if (!json_is_string(m)) return BAD("model", "'model' must be a string");
+    snprintf(model, model_size, "%s", json_string_value(m));
+    json_t *f = json_object_get(body, "encoding_format");
+    if (f && !json_is_null(f)) {
+        if (!json_is_string(f) || (strcmp(json_string_value(f), "float") && strcmp(json_string_value(f), "base64")))
+            return BAD("encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
+        *base64 = strcmp(json_string_value(f), "base64") == 0;
+    }
+    json_t *in = json_object_get(body, "input");
+    if (!in) return BAD("input", "you must provide an 'input' parameter");
+    json_t *list;
+    if (json_is_string(in) || (token_list(in) && json_array_size(in) > 0)) {
+        list = json_pack("[O]", in);
+    } else if (json_is_array(in)) {
+        if (json_array_size(in) == 0) return BAD("input", "'input' must not be empty");
+        if (json_array_size(in) > 2048) return BAD("input", "'input' has %zu items; at most 2048", json_array_size(in));
+        for (size_t i = 0; i < json_array_size(in); i++) {
+            json_t *x = json_array_get(in, i);
+            if (!json_is_string(x) && !token_list(x))
+                return BAD("input", "'input[%zu]' must be a string or an array of token ids", i);
+        }
+        list = json_incref(in);
+    } else {
+        return BAD("input", "'input' must be a string, an array of strings, or token ids");
+    }
+    json_object_set_new(body, "_inputs", list); /* owned by body from here */
+    *inputs = list;
+    return 0;
+}
+
 void owl_api_req_free(owl_api_req *r) {
     for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
     r->n_stops = 0;

@@ -34,6 +34,10 @@ typedef struct owl_api_req {
 int owl_api_parse_chat(json_t *body, int max_messages, owl_api_req *r, json_t **messages, owl_api_err *err);
 int owl_api_parse_completion(json_t *body, owl_api_req *r, char **prompt, owl_api_err *err);
 void owl_api_req_free(owl_api_req *r);
+/* /v1/embeddings: *inputs (borrowed from body) becomes an array whose items
+ * are strings or arrays of integers; *base64 for encoding_format "base64". */
+int owl_api_parse_embeddings(json_t *body, char *model, size_t model_size, json_t **inputs, bool *base64,
+                             owl_api_err *err);
 
 char *owl_api_response(bool chat, const char *id, long long created, const char *model, const char *text,
                        size_t len, const char *finish, int prompt_tokens, int completion_tokens);

@@ -28,7 +28,7 @@ static struct {
         uint64_t n;
     } req[N_ROUTES * N_STATUS];
     int n_req;
-    uint64_t prompt_tokens, gen_tokens;
+    uint64_t prompt_tokens, gen_tokens, cached_tokens;
     hist ttft, tok;
 } M = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -59,6 +59,12 @@ static void observe(hist *h, const double *bounds, size_t nb, double v) {
         if (v <= bounds[i]) h->b[i]++;
     h->count++;
     h->sum += v;
+}
+
+void owl_metrics_cached_tokens(int n) {
+    pthread_mutex_lock(&M.mu);
+    M.cached_tokens += (uint64_t)(n > 0 ? n : 0);
+    pthread_mutex_unlock(&M.mu);
 }
 
 void owl_metrics_ttft(double s) {
@@ -132,6 +138,9 @@ char *owl_metrics_render(int queue_depth, int active_slots, int n_slots) {
                   "owl_prompt_tokens_total %llu\n", (unsigned long long)M.prompt_tokens);
     sb_printf(&b, "# HELP owl_generation_tokens_total Tokens generated.\n# TYPE owl_generation_tokens_total counter\n"
                   "owl_generation_tokens_total %llu\n", (unsigned long long)M.gen_tokens);
+    sb_printf(&b, "# HELP owl_prompt_tokens_cached_total Prompt tokens found in the KV cache of a slot (not evaluated again).\n"
+                  "# TYPE owl_prompt_tokens_cached_total counter\nowl_prompt_tokens_cached_total %llu\n",
+              (unsigned long long)M.cached_tokens);
     hist_out(&b, "owl_time_to_first_token_seconds", "Time from admission to the first generated token.", &M.ttft,
              TTFT_B, NB_TTFT);
     hist_out(&b, "owl_time_per_output_token_seconds", "Time between generated tokens.", &M.tok, TOK_B, NB_TOK);

@@ -30,6 +30,8 @@ void owl_gen_unref(owl_gen *g) {
     if (r > 0) return;
     free(g->prompt);
     free(g->stop_ids);
+    free(g->input_off);
+    free(g->embedding);
     for (int i = 0; i < g->n_stops; i++) free(g->stops[i]);
     free(g->stops);
     free(g->text);
@@ -182,6 +184,7 @@ static void gen_finish(owl_gen *g, owl_finish f, const char *err) {
 
 static void slot_release(owl_sched *s, slot *sl) {
     owl_metrics_tokens(sl->g ? sl->g->n_prompt : 0, sl->g ? sl->g->n_gen : 0);
+    owl_metrics_cached_tokens(sl->g ? sl->g->n_cached : 0);
     owl_sampler_free(sl->smp);
     owl_detok_free(sl->dt);
     sl->smp = NULL;
@@ -267,6 +270,19 @@ static bool slot_step(owl_sched *s, slot *sl, double t0) {
     }
     if (g->deadline_ms > 0 && owl_time_ms() > g->deadline_ms) {
         gen_finish(g, OWL_FINISH_ERROR, "timeout");
+        return false;
+    }
+    if (g->embed) {
+        owl_model_info info;
+        owl_model_get_info(s->model, &info);
+        g->n_embd = info.dim;
+        g->embedding = malloc((size_t)g->n_inputs * (size_t)info.dim * sizeof(float));
+        owl_status st = g->embedding ? OWL_OK : owl_errorf(OWL_ERR_NOMEM, "embeddings: out of memory");
+        for (int i = 0; i < g->n_inputs && st == OWL_OK; i++)
+            st = owl_ctx_embed(sl->ctx, g->prompt + g->input_off[i], g->input_off[i + 1] - g->input_off[i],
+                               g->embedding + (size_t)i * (size_t)info.dim);
+        sl->n_cache = 0; /* the cache no longer holds a prompt */
+        gen_finish(g, st == OWL_OK ? OWL_FINISH_STOP : OWL_FINISH_ERROR, st == OWL_OK ? NULL : owl_last_error());
         return false;
     }
     if (!sl->started) {

@@ -77,6 +77,8 @@ void owl_ratelimit_add_tokens(owl_ratelimit *r, int64_t key_id, int tokens);
 
 void owl_metrics_request(const char *route, int status);
 void owl_metrics_tokens(int prompt, int generated);
+/* Prompt tokens a slot's cache already held (prefix reuse). */
+void owl_metrics_cached_tokens(int n);
 void owl_metrics_ttft(double seconds);
 void owl_metrics_token_latency(double seconds);
 /* Prometheus text; malloc'd. */
@@ -99,6 +101,13 @@ typedef struct owl_gen {
     int32_t *stop_ids; /* tokens that end the answer besides EOS (chat: end of turn) */
     int n_stop_ids;
     double deadline_ms;   /* owl_time_ms() limit; 0 = none */
+    /* embeddings instead of generation: prompt holds n_inputs token lists,
+     * input i at [input_off[i], input_off[i + 1]); embedding gets n_inputs x
+     * n_embd floats */
+    bool embed;
+    int n_inputs, n_embd;
+    int *input_off;
+    float *embedding;
     /* outputs */
     pthread_mutex_t mu;
     pthread_cond_t cv;
