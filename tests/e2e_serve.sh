@@ -208,6 +208,40 @@ check "metrics: requests by route and status, tokens, histograms, slots" bash -c
     grep -q '^owl_time_per_output_token_seconds_bucket{le=\"+Inf\"} [1-9]' '$TMP/metrics' && grep -q '^owl_slots_active 0' '$TMP/metrics' &&
     grep -q '^owl_queue_depth 0' '$TMP/metrics'"
 
+# the official openai npm client (skipped, not counted, when npm or its registry is unreachable)
+if command -v node >/dev/null && command -v npm >/dev/null &&
+    (cd "$TMP" && timeout 40 npm install --no-audit --no-fund --silent --prefix "$TMP/npm" openai@4 >/dev/null 2>&1) &&
+    [[ -d $TMP/npm/node_modules/openai ]]; then
+    cat >"$TMP/npm/client.mjs" <<'EOF'
+import OpenAI from "openai";
+const [port, key, model] = process.argv.slice(2);
+const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: key, maxRetries: 0, timeout: 20000 });
+const msgs = [{ role: "user", content: "Tell me a story" }];
+const whole = await client.chat.completions.create({ model, messages: msgs, max_tokens: 12, temperature: 0 });
+if (whole.object !== "chat.completion" || whole.choices[0].message.role !== "assistant") throw new Error("bad object");
+let text = "", fin = null, usage = null;
+const stream = await client.chat.completions.create({ model, messages: msgs, max_tokens: 12, temperature: 0,
+                                                      stream: true, stream_options: { include_usage: true } });
+for await (const chunk of stream) {
+  if (chunk.choices.length) { text += chunk.choices[0].delta.content ?? ""; fin = chunk.choices[0].finish_reason ?? fin; }
+  if (chunk.usage) usage = chunk.usage;
+}
+if (text !== whole.choices[0].message.content) throw new Error(`stream ${JSON.stringify(text)} != ${JSON.stringify(whole.choices[0].message.content)}`);
+if (fin !== whole.choices[0].finish_reason || usage.completion_tokens !== whole.usage.completion_tokens) throw new Error("finish/usage differ");
+const models = await client.models.list();
+if (models.data[0].id !== model) throw new Error("models");
+try {
+  await new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "owl-bad", maxRetries: 0 }).chat.completions.create({ model, messages: msgs });
+  throw new Error("no 401");
+} catch (e) { if (!(e instanceof OpenAI.AuthenticationError)) throw e; }
+console.log("openai client ok");
+EOF
+    check "openai npm client: chat whole and streamed agree, models, 401 as AuthenticationError" \
+        timeout 30 node "$TMP/npm/client.mjs" "$PORT" "$K1" stories260K
+else
+    echo "skip: openai npm client (npm or its registry not reachable)"
+fi
+
 kill -TERM "$SPID"
 wait_exit "$SPID" 10
 check "SIGTERM on an idle server: exit 0" test $? -eq 0
