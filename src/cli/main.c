@@ -30,6 +30,7 @@ static void usage(FILE *f) {
             "  license   what a model's licence allows (GGUF keys, model card, LICENSE files)\n"
             "  inspect   what a model file holds: architecture, tensors, tokenizer, metadata,\n"
             "            licence, SHA-256 of each file\n"
+            "  verify    check a model's files against owl.manifest.json (--write makes it)\n"
             "\n"
             "options:\n"
             "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "audit") == 0) return cli_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "license") == 0) return cli_license(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0) return cli_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0) return cli_verify(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -145,6 +145,22 @@ void owl_policy_free(owl_policy *p);
  * CC-BY-NC-4.0 is denied"); other codes when the model cannot be read. */
 owl_status owl_policy_check(const owl_policy *p, const char *model);
 
+/* ---- integrity manifests (manifest.c) ---- */
+
+/* Records size and SHA-256 in owl.manifest.json beside the model: for a
+ * file, its entry (merged into the manifest of its directory); for a
+ * directory, every regular file in it. Atomic. Call it after writing a
+ * model file. */
+owl_status owl_manifest_write(const char *path);
+/* Called for each file that matched. */
+typedef void (*owl_verify_cb)(void *ud, const char *name, uint64_t size, const char *sha256);
+/* Checks a model file (its entry) or directory (every entry) against
+ * owl.manifest.json, or else a sha256sum list (SHA256SUMS, sha256sums.txt);
+ * shards named by model.safetensors.index.json must exist. Stops at the
+ * first difference: the error names the file, the digest or size found and
+ * the one listed; a listed file that is missing is named too. */
+owl_status owl_manifest_verify(const char *path, owl_verify_cb cb, void *ud);
+
 /* ---- SHA-256 (sha256.c) ---- */
 
 /* Hex digest (65 bytes with NUL) of a whole file, streamed. */
