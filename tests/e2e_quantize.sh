@@ -104,6 +104,12 @@ awk -v p="$p" 'BEGIN { exit !(p > 30 && p < 300) }' && echo "ok: Q8_0 PPL $p" ||
 a=$(value "$TMP/kl_wp_Q8_0.out" "top-1 agreement")
 awk -v a="$a" -v k="${KL[wp-Q8_0]:-x}" 'BEGIN { exit !(a >= 99 && k > 0 && k < 0.001) }' \
     && echo "ok: Q8_0 vs F32: top-1 $a %, KL ${KL[wp-Q8_0]:-}" || fail "Q8_0 vs F32: top-1 '$a' %, KL '${KL[wp-Q8_0]:-}'"
+# the base as the Hugging Face directory itself: the same KL
+if owl_ok kl_hf perplexity "$WP/wp-Q8_0.gguf" "${PPL_ARGS[@]}" --kl-base "$WP/hf"; then
+    k=$(value "$TMP/kl_hf.out" "mean KL")
+    awk -v k="$k" -v w="${KL[wp-Q8_0]:-x}" 'BEGIN { d = k - w; if (d < 0) d = -d; exit !(w > 0 && d <= 0.02 * w) }' \
+        && echo "ok: base from the HF directory: KL $k" || fail "base from the HF directory: KL '$k' vs '${KL[wp-Q8_0]:-}'"
+fi
 for m in Q8_0 Q4_0 Q4_K_M; do
     o=${KL[owl-$m]:-x} w=${KL[wp-$m]:-x}
     awk -v o="$o" -v w="$w" 'BEGIN { exit !(o > 0 && w > 0 && o <= 1.05 * w) }' \

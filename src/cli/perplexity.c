@@ -22,7 +22,8 @@ static void perplexity_help(FILE *f) {
                "  -c, --ctx N           window length (default 512, or the model's context\n"
                "                        if smaller)\n"
                "      --chunks K        evaluate only the first K windows\n"
-               "      --kl-base BASE    also run BASE (e.g. the unquantized model) on the\n"
+               "      --kl-base BASE    also run BASE (e.g. the unquantized model, a GGUF file\n"
+               "                        or its Hugging Face directory) on the\n"
                "                        same windows: mean KL(BASE || MODEL), top-1\n"
                "                        agreement, BASE's perplexity and the ratio\n"
                "  -t, --threads N       threads (default 0: all cores)\n"
@@ -71,8 +72,8 @@ int cli_perplexity(int argc, char **argv) {
     }
     if (!model_path) return cli_usage_error(CMD, "no model given");
     if (!file) return cli_usage_error(CMD, "no text given (-f FILE)");
-    if (!cli_readable_file(CMD, "model", model_path)) return CLI_EXIT_RUNTIME;
-    if (base_path && !cli_readable_file(CMD, "base model", base_path)) return CLI_EXIT_RUNTIME;
+    if (!cli_model_path_ok(CMD, model_path)) return CLI_EXIT_RUNTIME;
+    if (base_path && !cli_model_path_ok(CMD, base_path)) return CLI_EXIT_RUNTIME;
     owl_set_threads(threads);
 
     size_t len = 0;
