@@ -162,6 +162,9 @@ owl_fails ppl_short 1 "fewer than two windows" perplexity "$WP/wp-Q8_0.gguf" -f 
 owl_fails ppl_big_ctx 1 "larger than the model's context \(256\)" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/valid.txt" --ctx 512
 owl_fails ppl_base_vocab 1 "base model has 512 tokens in its vocabulary, the model 32000" perplexity "$WP/wp-Q8_0.gguf" \
     -f "$TMP/valid.txt" --ctx 64 --kl-base "$OWL_TESTDATA/models/stories260K.gguf"
+: > "$TMP/empty.txt"
+owl_fails ppl_empty 1 "the text has 1 tokens, fewer than two windows" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/empty.txt"
+owl_fails ppl_chunks0 2 "chunks" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/valid.txt" --chunks 0
 owl_fails ppl_no_text 2 "no text" perplexity "$WP/wp-Q8_0.gguf"
 owl_fails ppl_bad_ctx 2 "ctx" perplexity "$WP/wp-Q8_0.gguf" -f "$TMP/valid.txt" --ctx 12x
 
