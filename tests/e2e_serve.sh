@@ -129,6 +129,23 @@ EOF
 )
 check "streamed completion equals the whole one (SSE, finish, usage, [DONE])" bash -c "[[ -n '$STREAMED' && '$STREAMED' == '$TEXT' ]]"
 
+# stop strings: the text ends before the first match, whole and streamed
+STOPJ="{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":40,\"temperature\":0,\"stop\":[\"zzz\",\"little\"]"
+req "$TMP/st" POST /v1/completions "$K1" "$STOPJ}" >/dev/null
+curl -s -N --max-time 20 -H "Authorization: Bearer $K1" -d "$STOPJ,\"stream\":true}" "http://127.0.0.1:$PORT/v1/completions" >"$TMP/st.sse"
+check "stop strings: cut before the first match, finish_reason stop, streamed the same" "$PY" - "$TMP/st" "$TMP/st.sse" "$TEXT" <<'EOF'
+import json, sys
+full = sys.argv[3]
+assert "little" in full
+want = full[:full.index("little")]
+j = json.load(open(sys.argv[1]))
+assert j["choices"][0]["text"] == want and j["choices"][0]["finish_reason"] == "stop", j
+events = [e for e in open(sys.argv[2]).read().split("\n\n") if e]
+chunks = [json.loads(e[6:]) for e in events[:-1]]
+assert "".join(c["choices"][0]["text"] for c in chunks) == want
+assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+EOF
+
 CHAT='{"model":"stories260K","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell me a story"}],"max_tokens":16,"temperature":0,"seed":7}'
 s=$(req "$TMP/ch" POST /v1/chat/completions "$K1" "$CHAT")
 check "chat completion object" bash -c \
@@ -258,7 +275,7 @@ check "removed audit line: verify names line 2" bash -c "grep -q 'line 2:' '$TMP
 # ---- server 2: slow steps (test hook), one slot, no queue ----
 export OWL_SERVE_TEST_STEP_DELAY_MS=20
 AUD2=$TMP/audit2.log
-start_server s2 --no-auth --audit "$AUD2" --audit-content -c 512 --slots 1 --queue 0
+start_server s2 --no-auth --audit "$AUD2" --audit-content -c 512 --slots 1 --queue 0 --conn-timeout 1
 unset OWL_SERVE_TEST_STEP_DELAY_MS
 check "--no-auth prints a warning" grep -q WARNING "$TMP/s2.err"
 LONG='{"model":"stories260K","prompt":"Once upon a time","max_tokens":400,"temperature":0,"stream":true}'
@@ -270,6 +287,12 @@ for _ in $(seq 1 60); do
     sleep 0.05
 done
 check "client disconnect mid-stream frees the slot" bash -c "[[ '$a' == 0 ]] && grep -q '^data: ' '$TMP/cut.sse'"
+
+# slow client: a request whose headers never end is closed after --conn-timeout
+t0=$(date +%s%N)
+timeout 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; printf 'POST /v1/completions HTTP/1.1\r\nHost: x\r\n' >&3; cat <&3 >/dev/null"
+t1=$(date +%s%N)
+check "slow-loris: a stalled request is dropped after --conn-timeout 1 s" test $(((t1 - t0) / 1000000)) -lt 5000
 
 # queue full: one long request holds the only slot
 curl -s --max-time 20 -d '{"model":"stories260K","prompt":"Once","max_tokens":60,"temperature":0}' \
