@@ -437,8 +437,8 @@ owl_status owl_frontmatter_parse(const char *name, const char *text, size_t len,
         size_t kl = key_len(L, 0);
         if (!kl) {
             char msg[120];
-            snprintf(msg, sizeof msg, "expected 'key: value', got '%.60s%s'", L->s, L->n > 60 ? "..." : "");
-            /* the line may contain NUL-free but non-terminated text: %.60s stops at 60 */
+            snprintf(msg, sizeof msg, "expected 'key: value', got '%.*s%s'", (int)(L->n > 60 ? 60 : L->n), L->s,
+                     L->n > 60 ? "..." : "");
             st = fm_err(&f, i, msg);
             goto done;
         }

@@ -81,11 +81,12 @@ static owl_status load_manifest(const char *mpath, json_t **root_out, json_t **f
         json_t *size = json_object_get(v, "size");
         const char *sha = json_string_value(json_object_get(v, "sha256"));
         if (!safe_name(name) || !json_is_integer(size) || json_integer_value(size) < 0 || !is_sha_hex(sha)) {
-            json_decref(root);
-            return owl_errorf(OWL_ERR_FORMAT,
-                              "%s: entry \"%s\" is not {\"size\": N, \"sha256\": 64 lower-case hex digits} for a file "
-                              "in this directory",
-                              mpath, name);
+            owl_status st = owl_errorf(OWL_ERR_FORMAT,
+                                       "%s: entry \"%s\" is not {\"size\": N, \"sha256\": 64 lower-case hex digits} "
+                                       "for a file in this directory",
+                                       mpath, name);
+            json_decref(root); /* after the message: name lives in root */
+            return st;
         }
     }
     *root_out = root;
