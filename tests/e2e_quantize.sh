@@ -75,6 +75,14 @@ for m in Q8_0 Q4_0 Q4_K_M; do
     grep -q "$m" "$TMP/q_$m.err" || fail "$m: no summary: $(cat "$TMP/q_$m.err")"
 done
 
+# --pure: every matrix Q4_K (the tied output too), file type still Q4_K_M's
+if owl_ok q_pure quantize "$F32" "$TMP/pure.gguf" --type Q4_K_M --pure; then
+    t=$("$PY" "$SRC/tests/reference/gguf_types.py" "$TMP/pure.gguf" | grep -v '^#' | awk '{print $2}' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
+    ft=$("$PY" "$SRC/tests/reference/gguf_types.py" "$TMP/pure.gguf" | grep '^#general.file_type')
+    [ "$t" = "0:9 12:29 " ] && [ "$ft" = "#general.file_type 15" ] && echo "ok: --pure: 29 x Q4_K, 9 x F32" ||
+        fail "--pure: types '$t', '$ft'"
+    rm -f "$TMP/pure.gguf"
+fi
 # a Hugging Face directory in: the same file as from its F32 conversion
 if owl_ok q_hf quantize "$WP/hf" "$TMP/hf-Q4_K_M.gguf" --type Q4_K_M; then
     cmp -s "$TMP/hf-Q4_K_M.gguf" "$TMP/owl-Q4_K_M.gguf" && echo "ok: HF directory in: same file" ||

@@ -25,6 +25,8 @@ static void quantize_help(FILE *f) {
             "\n"
             "  -t, --type TYPE         the mix or type (required)\n"
             "      --threads N         threads (default 0: all cores)\n"
+            "      --pure              no mix: every matrix gets TYPE's main type (Q4_K for\n"
+            "                          Q4_K_M), the output matrix too\n"
             "      --allow-requantize  accept an input that is already quantized\n"
             "                          (dequantized first; loses more than quantizing\n"
             "                          the original)\n"
@@ -55,7 +57,7 @@ static double mb(uint64_t b) { return (double)b / 1e6; }
 int cli_quantize(int argc, char **argv) {
     const char *in = NULL, *out = NULL, *type = NULL;
     int threads = 0;
-    bool allow_requantize = false, options_done = false;
+    bool allow_requantize = false, pure = false, options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (options_done || a[0] != '-' || a[1] == 0) {
@@ -73,6 +75,8 @@ int cli_quantize(int argc, char **argv) {
         } else if (strcmp(a, "--threads") == 0) {
             if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE;
             if (!cli_parse_int(CMD, a, v, 0, 4096, &threads)) return CLI_EXIT_USAGE;
+        } else if (strcmp(a, "--pure") == 0) {
+            pure = true;
         } else if (strcmp(a, "--allow-requantize") == 0) {
             allow_requantize = true;
         } else {
@@ -85,6 +89,9 @@ int cli_quantize(int argc, char **argv) {
     const owl_quant_mix *mix = owl_eval_mix_find(type);
     if (!mix) return cli_usage_error(CMD, "unknown type '%s' (one of %s)", type, owl_eval_mix_names());
     if (strcmp(in, out) == 0) return cli_usage_error(CMD, "the output '%s' is the input", out);
+    owl_quant_mix pure_mix = *mix; /* the same name and file type, without the rules */
+    pure_mix.rules = false;
+    if (pure) mix = &pure_mix;
 
     /* fail before the work when the output's folder is not writable */
     char *dir_copy = strdup(out);
