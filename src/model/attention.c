@@ -95,8 +95,8 @@ __attribute__((target("avx512f"))) static float exp_sum_avx512(float *sc, int n,
 /* One query row; NV = hd / 16 is a compile-time constant in each caller so
  * that the query and the output stay in registers. */
 __attribute__((target("avx512f"), always_inline)) static inline void
-attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int n_keys, float scale, float *sc,
-              float *out, const int NV) {
+attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int n_keys, float scale, float cap,
+              float *sc, float *out, const int NV) {
     __m512 qv[16], ov[16];
     for (int i = 0; i < NV; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
     float mx = -INFINITY;
@@ -123,6 +123,10 @@ attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int
         sc[j] = s0;
         if (s0 > mx) mx = s0;
     }
+    if (cap > 0) { /* soft-capped scores; tanh is monotonic, so the maximum maps to the maximum */
+        for (j = 0; j < n_keys; j++) sc[j] = cap * tanhf(sc[j] / cap);
+        mx = cap * tanhf(mx / cap);
+    }
     const float inv = 1.0f / exp_sum_avx512(sc, n_keys, mx);
     for (int i = 0; i < NV; i++) ov[i] = _mm512_setzero_ps();
     for (j = 0; j < n_keys; j++) {
@@ -136,12 +140,12 @@ attend_row_nv(const float *q, const float *K, const float *V, size_t stride, int
 
 __attribute__((target("avx512f"))) static void attend_row_avx512(const float *q, const float *K, const float *V,
                                                                   size_t stride, int n_keys, int hd, float scale,
-                                                                  float *sc, float *out) {
+                                                                  float cap, float *sc, float *out) {
     switch (hd / 16) {
-    case 2: attend_row_nv(q, K, V, stride, n_keys, scale, sc, out, 2); break;
-    case 4: attend_row_nv(q, K, V, stride, n_keys, scale, sc, out, 4); break;
-    case 8: attend_row_nv(q, K, V, stride, n_keys, scale, sc, out, 8); break;
-    default: attend_row_nv(q, K, V, stride, n_keys, scale, sc, out, hd / 16); break;
+    case 2: attend_row_nv(q, K, V, stride, n_keys, scale, cap, sc, out, 2); break;
+    case 4: attend_row_nv(q, K, V, stride, n_keys, scale, cap, sc, out, 4); break;
+    case 8: attend_row_nv(q, K, V, stride, n_keys, scale, cap, sc, out, 8); break;
+    default: attend_row_nv(q, K, V, stride, n_keys, scale, cap, sc, out, hd / 16); break;
     }
 }
 
@@ -173,7 +177,8 @@ block_out(const float *S, const float *V, size_t stride, int n_keys, const float
 __attribute__((target("avx512f"))) static void attend_block_avx512(const float *Q, size_t q_stride, int nb,
                                                                     const float *K, const float *V, size_t stride,
                                                                     int pos_first, int win, int hd, float scale,
-                                                                    float *scratch, float *O, size_t o_stride) {
+                                                                    float cap, float *scratch, float *O,
+                                                                    size_t o_stride) {
     /* keys k_lo.. (the window of the first query, win > 0) up to the last query */
     const int k_lo = win > 0 && pos_first - win + 1 > 0 ? pos_first - win + 1 : 0;
     K += (size_t)k_lo * stride;
@@ -219,6 +224,12 @@ __attribute__((target("avx512f"))) static void attend_block_avx512(const float *
         for (int u = 0; u < kn; u++) {
             __m512 s = _mm512_add_ps(a[2 * u], a[2 * u + 1]);
             const int jj = j + u;
+            if (cap > 0) { /* soft-capping before the masks */
+                float t[16];
+                _mm512_storeu_ps(t, s);
+                for (int i = 0; i < 16; i++) t[i] = cap * tanhf(t[i] / cap);
+                s = _mm512_loadu_ps(t);
+            }
             if (jj > pos_first) { /* causal: query i sees keys <= pos_first + i */
                 const __mmask16 late = _mm512_cmp_ps_mask(lane, _mm512_set1_ps((float)(jj - pos_first)), _CMP_LT_OQ);
                 s = _mm512_mask_mov_ps(s, late, _mm512_set1_ps(-INFINITY));
@@ -266,7 +277,7 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
     if (nt > c->n_score_threads) nt = c->n_score_threads;
     bool fast = false;
 #ifdef OWL_ATT_AVX512
-    fast = owl_cpu_get()->avx512f && !owl_cpu_scalar_forced() && hd % 16 == 0 && hd <= 256 && !(cap > 0);
+    fast = owl_cpu_get()->avx512f && !owl_cpu_scalar_forced() && hd % 16 == 0 && hd <= 256;
 #endif
     /* blocks of query rows for prompts, single rows otherwise */
     const int bs = (fast && n >= 4) ? OWL_ATT_BLOCK : 1;
@@ -289,7 +300,7 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
         const float *kg = K + (size_t)g * (size_t)hd, *vg = V + (size_t)g * (size_t)hd;
 #ifdef OWL_ATT_AVX512
         if (fast && bs > 1) {
-            attend_block_avx512(qv, (size_t)qd, nb, kg, vg, (size_t)kvd, pos0 + t, win, hd, scale, sc, out,
+            attend_block_avx512(qv, (size_t)qd, nb, kg, vg, (size_t)kvd, pos0 + t, win, hd, scale, cap, sc, out,
                                 (size_t)qd);
             continue;
         }
@@ -300,7 +311,7 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
         vg += (size_t)lo * (size_t)kvd;
 #ifdef OWL_ATT_AVX512
         if (fast) {
-            attend_row_avx512(qv, kg, vg, (size_t)kvd, p + 1 - lo, hd, scale, sc, out);
+            attend_row_avx512(qv, kg, vg, (size_t)kvd, p + 1 - lo, hd, scale, cap, sc, out);
             continue;
         }
 #endif
