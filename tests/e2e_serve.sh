@@ -106,7 +106,8 @@ PROMPT="Once upon a time"
 s=$(req "$TMP/c1" POST /v1/completions "$K1" "{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":40,\"temperature\":0}")
 TEXT=$(jget "$TMP/c1" 'j["choices"][0]["text"]')
 RUN=$("$OWL" run "$MODEL" -p "$PROMPT" -n 40 --temp 0 -q -t 1)
-check "completion at temperature 0 equals owl run" bash -c "[[ $s == 200 && -n '$TEXT' ]] && [[ '$PROMPT$TEXT' == '$RUN' ]]"
+[[ $s == 200 && -n $TEXT && "$PROMPT$TEXT" == "$RUN" ]]
+check "completion at temperature 0 equals owl run" test $? -eq 0
 check "completion usage and finish_reason" bash -c \
     "[[ \$(jget '$TMP/c1' '(j[\"usage\"][\"prompt_tokens\"] > 1, j[\"usage\"][\"completion_tokens\"], j[\"usage\"][\"total_tokens\"] - j[\"usage\"][\"prompt_tokens\"], j[\"choices\"][0][\"finish_reason\"], j[\"object\"])') == \"(True, 40, 40, 'length', 'text_completion')\" ]]"
 
@@ -127,7 +128,22 @@ assert fin == ["length"] and usage["completion_tokens"] == 40 and chunks[-1]["ch
 print(text)
 EOF
 )
-check "streamed completion equals the whole one (SSE, finish, usage, [DONE])" bash -c "[[ -n '$STREAMED' && '$STREAMED' == '$TEXT' ]]"
+[[ -n $STREAMED && "$STREAMED" == "$TEXT" ]]
+check "streamed completion equals the whole one (SSE, finish, usage, [DONE])" test $? -eq 0
+
+# two slots at once: each answer equals its own owl run
+P2="The dog"
+J1="{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":60,\"temperature\":0}"
+J2="{\"model\":\"stories260K\",\"prompt\":\"$P2\",\"max_tokens\":60,\"temperature\":0}"
+curl -s --max-time 20 -H "Authorization: Bearer $K1" -d "$J1" "http://127.0.0.1:$PORT/v1/completions" >"$TMP/par1" &
+c1=$!
+curl -s --max-time 20 -H "Authorization: Bearer $K1" -d "$J2" "http://127.0.0.1:$PORT/v1/completions" >"$TMP/par2" &
+c2=$!
+wait $c1 $c2
+RUN1=$("$OWL" run "$MODEL" -p "$PROMPT" -n 60 --temp 0 -q -t 1)
+RUN2=$("$OWL" run "$MODEL" -p "$P2" -n 60 --temp 0 -q -t 1)
+[[ "$PROMPT$(jget "$TMP/par1" 'j["choices"][0]["text"]')" == "$RUN1" && "$P2$(jget "$TMP/par2" 'j["choices"][0]["text"]')" == "$RUN2" ]]
+check "two concurrent requests in two slots each equal owl run" test $? -eq 0
 
 # stop strings: the text ends before the first match, whole and streamed
 STOPJ="{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":40,\"temperature\":0,\"stop\":[\"zzz\",\"little\"]"
@@ -279,9 +295,9 @@ start_server s2 --no-auth --audit "$AUD2" --audit-content -c 512 --slots 1 --que
 unset OWL_SERVE_TEST_STEP_DELAY_MS
 check "--no-auth prints a warning" grep -q WARNING "$TMP/s2.err"
 LONG='{"model":"stories260K","prompt":"Once upon a time","max_tokens":400,"temperature":0,"stream":true}'
-curl -s -N --max-time 0.6 -d "$LONG" "http://127.0.0.1:$PORT/v1/completions" >"$TMP/cut.sse" 2>/dev/null
+curl -s -N --max-time 1 -d "$LONG" "http://127.0.0.1:$PORT/v1/completions" >"$TMP/cut.sse" 2>/dev/null
 a=
-for _ in $(seq 1 60); do
+for _ in $(seq 1 60); do # 3 s; the request alone would run 8 s
     a=$(metric owl_slots_active)
     [[ $a == 0 ]] && break
     sleep 0.05
@@ -295,10 +311,10 @@ t1=$(date +%s%N)
 check "slow-loris: a stalled request is dropped after --conn-timeout 1 s" test $(((t1 - t0) / 1000000)) -lt 5000
 
 # queue full: one long request holds the only slot
-curl -s --max-time 20 -d '{"model":"stories260K","prompt":"Once","max_tokens":60,"temperature":0}' \
+curl -s --max-time 20 -d '{"model":"stories260K","prompt":"Once","max_tokens":150,"temperature":0}' \
     "http://127.0.0.1:$PORT/v1/completions" >"$TMP/long.json" &
 CPID=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 150); do
     [[ $(metric owl_slots_active) == 1 ]] && break
     sleep 0.02
 done
@@ -312,10 +328,11 @@ wait_exit "$SPID" 20
 rc=$?
 check "SIGTERM during generation: exit 0" test $rc -eq 0
 check "SIGTERM during generation: the request completed" bash -c \
-    "[[ \$(jget '$TMP/long.json' '(j[\"usage\"][\"completion_tokens\"], j[\"choices\"][0][\"finish_reason\"])') == \"(60, 'length')\" ]]"
+    "[[ \$(jget '$TMP/long.json' '(j[\"usage\"][\"completion_tokens\"], j[\"choices\"][0][\"finish_reason\"])') == \"(150, 'length')\" ]]"
 check "after SIGTERM the audit log verifies" "$OWL" audit verify "$AUD2"
 check "the audit log has the disconnect (499) and the finished request with its text" bash -c \
     "grep -q '\"status\":499' '$AUD2' && tail -1 '$AUD2' | grep -q '\"status\":200' && tail -1 '$AUD2' | grep -q '\"completion\":\"'"
 
+check "no sanitizer report from the servers" bash -c "! grep -l 'Sanitizer\|runtime error' '$TMP'/s*.err"
 echo "e2e_serve: $pass passed, $failn failed"
 [[ $failn == 0 ]]
