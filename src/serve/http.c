@@ -598,11 +598,8 @@ static enum MHD_Result dispatch(server *s, struct MHD_Connection *mc, conn *c, c
     }
     bool chat = strcmp(url, "/v1/chat/completions") == 0, comp = strcmp(url, "/v1/completions") == 0,
          mod = strcmp(url, "/v1/models") == 0, emb = strcmp(url, "/v1/embeddings") == 0;
-    char model_url[300];
-    snprintf(model_url, sizeof model_url, "/v1/models/%s", s->o->model_name);
     bool mod1 = strncmp(url, "/v1/models/", 11) == 0;
     if (!chat && !comp && !mod && !mod1 && !emb) {
-        snprintf(c->route, sizeof c->route, "other");
         return fail(mc, c, 404, "invalid_request_error", NULL, "unknown_url", "Unknown request URL.");
     }
     if (((chat || comp || emb) && !post) || ((mod || mod1) && !get))
@@ -634,7 +631,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         c->srv = s;
         c->fd = -1;
         c->t_start = owl_time_ms();
-        snprintf(c->route, sizeof c->route, "%.39s", url);
+        /* a fixed set of route names (metrics labels, audit) */
+        static const char *const known[] = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+                                            "/v1/models", "/health", "/metrics"};
+        snprintf(c->route, sizeof c->route, "%s", strncmp(url, "/v1/models/", 11) == 0 ? "/v1/models/{id}" : "other");
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (strcmp(url, known[i]) == 0) snprintf(c->route, sizeof c->route, "%s", known[i]);
         *con_cls = c;
         pthread_mutex_lock(&s->mu);
         s->in_flight++;
