@@ -225,10 +225,57 @@ static void check_ops(void) {
                x[i], cap3[i][1]);
 }
 
+/* Options a llama.cpp GGUF leaves to the architecture: the 27B query scale
+ * (decided by the layer count), Gemma 3's 5:1 layer pattern and local
+ * RoPE base, Gemma 2's default soft-caps. */
+static void check_defaults(void) {
+    static const struct {
+        const char *name, *args;
+        int swa_layers;
+        float scale, rope_swa, attn_cap, final_cap;
+    } cases[] = {
+        {"g2_27b", "--arch gemma2 --layers 46 --head-dim 32 --window 16 --unset gemma2.attention.scale "
+                   "--unset gemma2.attn_logit_softcapping --unset gemma2.final_logit_softcapping",
+         23, 0.25f, 0.0f, 50.0f, 30.0f},
+        {"g2_9b", "--arch gemma2 --layers 45 --head-dim 32 --window 16 --unset gemma2.attention.scale", 23,
+         0.17677669f, 0.0f, 50.0f, 30.0f},
+        {"g3_7", "--arch gemma3 --layers 7 --head-dim 32 --window 16 --unset gemma3.attention.scale", 6, 0.17677669f,
+         10000.0f, 0.0f, 0.0f},
+        {"g3_62", "--arch gemma3 --layers 62 --head-dim 32 --window 16 --unset gemma3.attention.scale", 52, 0.25f,
+         10000.0f, 0.0f, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[512];
+        snprintf(args, sizeof args, "--no-ref --dim 64 --heads 4 --kv-heads 2 --ffn 32 --vocab 260 %s", cases[i].args);
+        char *prefix = gen(cases[i].name, args);
+        if (!prefix) continue;
+        char *gguf = with_ext(prefix, ".gguf");
+        owl_model *m = NULL;
+        owl_status st = owl_model_load(gguf, NULL, &m);
+        CHECKF(st == OWL_OK, "%s: %s", cases[i].name, owl_last_error());
+        if (!st) {
+            int n = 0;
+            for (int l = 0; l < m->hp.n_layers; l++) n += m->layers[l].swa;
+            CHECKF(n == cases[i].swa_layers, "%s: %d windowed layers", cases[i].name, n);
+            CHECKF(fabsf(m->hp.attn_scale - cases[i].scale) < 1e-6f, "%s: scale %g", cases[i].name, m->hp.attn_scale);
+            CHECKF(m->hp.rope_base_swa == cases[i].rope_swa && m->hp.attn_softcap == cases[i].attn_cap &&
+                       m->hp.final_softcap == cases[i].final_cap,
+                   "%s: rope_base_swa %g, caps %g %g", cases[i].name, m->hp.rope_base_swa, m->hp.attn_softcap,
+                   m->hp.final_softcap);
+            /* Gemma 3: layer 5 (and 11, ...) global */
+            if (m->hp.n_layers == 7) CHECK(!m->layers[5].swa && m->layers[4].swa && m->layers[6].swa);
+        }
+        owl_model_free(m);
+        free(gguf);
+        free(prefix);
+    }
+}
+
 int main(void) {
     tmp = test_tmpdir("test_families");
     owl_set_threads(1);
     check_ops();
+    check_defaults();
 #define SMALL "--no-tokenizer --dim 64 --heads 4 --kv-heads 2 --ffn 96 --vocab 300 --ctx 128 "
     /* Mistral: Llama + a window on every layer (GGUF "llama", Q/K permuted) */
     check_family("mistral", SMALL "--arch mistral --window 16", "llama", 2);
