@@ -34,13 +34,19 @@ static void check_synthetic(const char *label, int n, int nv, float scale, float
     for (int i = 0; i < n; i++) t[i] = (int32_t)(test_rand_u64(&seed) % (uint64_t)nv);
 
     owl_eval_acc acc = {.has_base = true};
+    double *kls = malloc(sizeof(double) * (size_t)n);
     for (int i = 0; i < n; i++) {
         owl_eval_token tk;
         owl_eval_token_stats(lm + (size_t)i * nv, lb + (size_t)i * nv, nv, t[i], &tk);
         owl_eval_acc_push(&acc, &tk);
+        kls[i] = tk.kl;
     }
     owl_eval_result r;
     owl_eval_acc_result(&acc, &r);
+    r.kl_median = owl_eval_quantile(kls, (size_t)n, 0.5);
+    r.kl_p99 = owl_eval_quantile(kls, (size_t)n, 0.99);
+    r.kl_max = owl_eval_quantile(kls, (size_t)n, 1.0);
+    free(kls);
 
     const char *dir = test_tmpdir("eval_ppl");
     char *pm = path_join(dir, "lm.f32"), *pb = path_join(dir, "lb.f32"), *pt = path_join(dir, "t.i32");
@@ -51,17 +57,20 @@ static void check_synthetic(const char *label, int n, int nv, float scale, float
     char *out = run_capture(&status, "%s %s %s %s %s %d", test_python(), source_path("tests/reference/ppl_ref.py"),
                             pm, pb, pt, nv);
     CHECKF(status == 0 && out, "%s: ppl_ref.py failed (%d)", label, status);
-    double ref[11] = {0};
-    int got = out ? sscanf(out, "%lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf", &ref[0], &ref[1], &ref[2], &ref[3],
-                           &ref[4], &ref[5], &ref[6], &ref[7], &ref[8], &ref[9], &ref[10])
+    double ref[14] = {0};
+    int got = out ? sscanf(out, "%lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf %lf", &ref[0], &ref[1], &ref[2],
+                           &ref[3], &ref[4], &ref[5], &ref[6], &ref[7], &ref[8], &ref[9], &ref[10], &ref[11],
+                           &ref[12], &ref[13])
                   : 0;
-    CHECKF(got == 11, "%s: reference printed '%s'", label, out ? out : "");
-    if (got == 11) {
-        double mine[11] = {(double)r.n,   r.ppl,  r.ppl_err, r.base_ppl, r.base_ppl_err, r.ppl_ratio,
-                           r.ppl_ratio_err, r.kl, r.kl_err,  r.agree,    r.agree_err};
-        static const char *names[11] = {"n",         "ppl",   "ppl_err", "base_ppl", "base_ppl_err", "ratio",
-                                        "ratio_err", "kl",    "kl_err",  "agree",    "agree_err"};
-        for (int k = 0; k < 11; k++)
+    CHECKF(got == 14, "%s: reference printed '%s'", label, out ? out : "");
+    if (got == 14) {
+        double mine[14] = {(double)r.n,     r.ppl,       r.ppl_err,   r.base_ppl, r.base_ppl_err,
+                           r.ppl_ratio,     r.ppl_ratio_err, r.kl,    r.kl_err,   r.agree,
+                           r.agree_err,     r.kl_median, r.kl_p99,    r.kl_max};
+        static const char *names[14] = {"n",     "ppl",    "ppl_err",   "base_ppl", "base_ppl_err",
+                                        "ratio", "ratio_err", "kl",     "kl_err",   "agree",
+                                        "agree_err", "kl_median", "kl_p99", "kl_max"};
+        for (int k = 0; k < 14; k++)
             CHECKF(close_rel(mine[k], ref[k], 1e-9, 1e-13), "%s: %s owl %.17g reference %.17g", label, names[k],
                    mine[k], ref[k]);
     }
@@ -96,6 +105,13 @@ static void check_edge_cases(void) {
     float big[3] = {1000.0f, 999.0f, -1000.0f};
     owl_eval_token_stats(big, NULL, 3, 1, &tk);
     CHECK(close_rel(tk.nll, 1.0 + log1p(exp(-1.0)), 1e-12, 0));
+    /* quantiles: linear between neighbours of the sorted values */
+    double v[5] = {4, 1, 3, 2, 5};
+    CHECK(owl_eval_quantile(v, 5, 0.5) == 3.0 && owl_eval_quantile(v, 5, 0.0) == 1.0);
+    CHECK(close_rel(owl_eval_quantile(v, 5, 0.99), 4.96, 1e-14, 0) && owl_eval_quantile(v, 5, 1.0) == 5.0);
+    CHECK(isnan(owl_eval_quantile(v, 0, 0.5)));
+    double one = 7;
+    CHECK(owl_eval_quantile(&one, 1, 0.99) == 7.0);
 }
 
 /* owl_eval_perplexity against the scheme written out here: windows of n_ctx
@@ -123,6 +139,7 @@ static void check_windows(void) {
     CHECKF(owl_eval_perplexity(m, m, valid, vlen, &pp, &r) == OWL_OK, "%s", owl_last_error());
     CHECK(r.n == (uint64_t)(n_chunks * (n_ctx - 1 - n_ctx / 2)));
     CHECK(r.kl == 0.0 && r.agree == 1.0 && close_rel(r.ppl_ratio, 1.0, 1e-15, 0));
+    CHECK(r.kl_max == 0.0 && r.kl_median == 0.0);
     CHECK(r.ppl > 5 && r.ppl < 2000);
 
     int32_t *ids = NULL;

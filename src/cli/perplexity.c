@@ -100,6 +100,7 @@ int cli_perplexity(int argc, char **argv) {
         printf("base PPL = %.4f +/- %.4f\n", r.base_ppl, r.base_ppl_err);
         printf("PPL ratio = %.6f +/- %.6f\n", r.ppl_ratio, r.ppl_ratio_err);
         printf("mean KL = %.6g +/- %.3g\n", r.kl, r.kl_err);
+        printf("KL median = %.6g, 99%% = %.6g, max = %.6g\n", r.kl_median, r.kl_p99, r.kl_max);
         printf("top-1 agreement = %.3f +/- %.3f %%\n", 100.0 * r.agree, 100.0 * r.agree_err);
     }
     rc = CLI_EXIT_OK;

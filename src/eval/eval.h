@@ -46,10 +46,17 @@ typedef struct owl_eval_result {
     double ppl_ratio, ppl_ratio_err; /* ppl / base_ppl: exp(mean(nll - base_nll)) */
     double kl, kl_err;        /* mean KL(base || model), standard error of the mean */
     double agree, agree_err;  /* fraction of argmax matches, binomial standard error */
+    /* filled by owl_eval_perplexity with a base model only: */
+    double kl_median, kl_p99, kl_max; /* of the per-token KL divergences */
 } owl_eval_result;
 
 /* Errors need n >= 2 (else 0). */
 void owl_eval_acc_result(const owl_eval_acc *acc, owl_eval_result *out);
+
+/* The q-quantile (0 <= q <= 1) of v[0..n) with linear interpolation between
+ * the sorted values at floor and ceil of q * (n - 1) (NumPy's default);
+ * sorts v in place. NaN for n == 0. */
+double owl_eval_quantile(double *v, size_t n, double q);
 
 /* ---- perplexity over a text (perplexity.c) ---- */
 

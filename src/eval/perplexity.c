@@ -66,7 +66,9 @@ owl_status owl_eval_perplexity(owl_model *model, owl_model *base, const char *te
     int32_t *win = malloc((size_t)n_ctx * sizeof *win);
     int first = n_ctx / 2, n_score = n_ctx - 1 - first;
     owl_eval_token *tk = malloc((size_t)n_score * sizeof *tk);
-    if (!win || !tk) {
+    double *kls = base ? malloc(n_windows * (size_t)n_score * sizeof *kls) : NULL; /* for the quantiles */
+    size_t n_kls = 0;
+    if (!win || !tk || (base && !kls)) {
         st = owl_errorf(OWL_ERR_NOMEM, "perplexity: no memory for a window of %d tokens", n_ctx);
         goto done;
     }
@@ -95,11 +97,20 @@ owl_status owl_eval_perplexity(owl_model *model, owl_model *base, const char *te
             owl_eval_token_stats(owl_ctx_logits(ctx, pos), bctx ? owl_ctx_logits(bctx, pos) : NULL, nv, src[pos + 1],
                                  &tk[j]);
         }
-        for (int j = 0; j < n_score; j++) owl_eval_acc_push(&acc, &tk[j]);
+        for (int j = 0; j < n_score; j++) {
+            owl_eval_acc_push(&acc, &tk[j]);
+            if (kls) kls[n_kls++] = tk[j].kl;
+        }
         owl_eval_acc_result(&acc, out);
         if (params && params->on_chunk) params->on_chunk(params->ud, (int)w + 1, (int)n_windows, out);
     }
+    if (kls) {
+        out->kl_max = owl_eval_quantile(kls, n_kls, 1.0);
+        out->kl_p99 = owl_eval_quantile(kls, n_kls, 0.99);
+        out->kl_median = owl_eval_quantile(kls, n_kls, 0.5);
+    }
 done:
+    free(kls);
     owl_ctx_free(bctx);
     owl_ctx_free(ctx);
     free(tk);

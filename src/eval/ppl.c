@@ -4,6 +4,7 @@
 #include "eval/eval.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* log(sum_i exp(x_i)) in double, and the first index of the largest x_i. */
@@ -90,4 +91,21 @@ void owl_eval_acc_result(const owl_eval_acc *acc, owl_eval_result *out) {
     mean_err(acc->kl, acc->kl2, acc->n, &out->kl, &out->kl_err);
     out->agree = acc->n ? (double)acc->agree / (double)acc->n : NAN;
     out->agree_err = acc->n >= 2 ? sqrt(out->agree * (1.0 - out->agree) / (double)(acc->n - 1)) : 0.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double owl_eval_quantile(double *v, size_t n, double q) {
+    if (n == 0) return NAN;
+    qsort(v, n, sizeof *v, cmp_double);
+    if (q <= 0) return v[0];
+    if (q >= 1) return v[n - 1];
+    double pos = q * (double)(n - 1);
+    size_t lo = (size_t)pos;
+    size_t hi = lo + 1 < n ? lo + 1 : lo;
+    double f = pos - (double)lo;
+    return v[lo] + (v[hi] - v[lo]) * f;
 }

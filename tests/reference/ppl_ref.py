@@ -8,11 +8,13 @@ the base model's logits at n scored positions); TARGETS: int32 little-endian,
 n (the token that follows each position). Prints one line:
 
   n ppl ppl_err base_ppl base_ppl_err ratio ratio_err kl kl_err agree agree_err
+  kl_median kl_p99 kl_max
 
 ppl = exp(mean nll), its error by the delta method from the standard error of
 the mean nll (sample variance with n - 1); ratio = exp(mean(nll - base_nll));
 kl = mean over positions of KL(base || model); agree = share of positions
-whose argmaxes are equal, with the binomial standard error."""
+whose argmaxes are equal, with the binomial standard error; quantiles of
+the per-position KL by NumPy's default (linear) percentile."""
 import sys
 
 import numpy as np
@@ -42,7 +44,8 @@ def main():
     ppl, bppl, ratio = np.exp(nll.mean()), np.exp(bnll.mean()), np.exp((nll - bnll).mean())
     a = agree.mean()
     out = [n, ppl, ppl * sem(nll), bppl, bppl * sem(bnll), ratio, ratio * sem(nll - bnll),
-           kl.mean(), sem(kl), a, np.sqrt(a * (1 - a) / (n - 1))]
+           kl.mean(), sem(kl), a, np.sqrt(a * (1 - a) / (n - 1)),
+           np.percentile(kl, 50), np.percentile(kl, 99), kl.max()]
     print(" ".join(repr(float(x)) for x in out))
 
 
