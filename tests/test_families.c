@@ -206,15 +206,26 @@ static void check_bad(const char *name, const char *args, bool hf, owl_status wa
 /* owl_geglu and owl_softcap against values of the formulas computed in
  * float64 by NumPy. */
 static void check_ops(void) {
-    static const double gelu[][2] = {{1.0, 0.84119199060827676},  {-2.0, -0.045402305912224938},
-                                     {0.5, 0.34571400982514394},  {3.0, 2.9963626079182268},
-                                     {-0.25, -0.100324649298315}, {-6.0, -8.43964897967453e-11}};
-    float g[6], u[6], out[6];
-    for (int i = 0; i < 6; i++) g[i] = (float)gelu[i][0], u[i] = 2.0f;
-    owl_geglu(out, g, u, 6);
-    for (int i = 0; i < 6; i++)
-        CHECKF(fabs(out[i] - 2 * gelu[i][1]) <= 1e-6 * fabs(2 * gelu[i][1]) + 1e-12, "geglu(%g) = %.9g, expected %.9g",
-               gelu[i][0], out[i], 2 * gelu[i][1]);
+    static const double gelu[][2] = {
+        {1.0, 0.84119199060827676},      {-2.0, -0.045402305912224938},   {0.5, 0.34571400982514394},
+        {3.0, 2.9963626079182268},       {-0.25, -0.100324649298315},     {-6.0, -8.43964897967453e-11},
+        {12.0, 12},                      {-12.0, -0.0},                   {0.0, 0},
+        {0.001, 0.00050039894221358199}, {-0.001, -0.00049960105778641803}, {2.5, 2.4849157339100012},
+        {-3.5, -0.00061619765537374027}, {4.0, 3.9999297540518075},       {-0.75, -0.17003944483437972},
+        {0.125, 0.068717198624223388},   {7.0, 6.9999999999999973},       {-9.0, -0.0},
+        {0.3, 0.18537092354275922},      {-0.3, -0.11462907645724076}};
+    enum { NG = sizeof gelu / sizeof gelu[0] }; /* 16 on the vector path, 4 after */
+    float g[NG], u[NG], out[NG];
+    for (int pass = 0; pass < 2; pass++) {
+        owl_cpu_force_scalar(pass == 1);
+        for (int i = 0; i < NG; i++) g[i] = (float)gelu[i][0], u[i] = 2.0f;
+        owl_geglu(out, g, u, NG);
+        for (int i = 0; i < NG; i++)
+            CHECKF(fabs(out[i] - 2 * gelu[i][1]) <= 1e-6 * fabs(2 * gelu[i][1]) + 1e-20,
+                   "geglu(%g) = %.9g, expected %.9g (%s)", gelu[i][0], out[i], 2 * gelu[i][1],
+                   pass ? "scalar" : "default");
+    }
+    owl_cpu_force_scalar(false);
     static const double cap3[][2] = {
         {1.0, 0.96453821259490302}, {-2.0, -1.7483488360437303}, {100.0, 3.0}, {-0.25, -0.24942289930079925}};
     float x[4];

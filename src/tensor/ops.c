@@ -163,13 +163,34 @@ void owl_swiglu(float *out, const float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* GeGLU with the tanh form of gelu, in double inside for accuracy (the
- * feed-forward's elementwise cost is small next to its matrices). */
+/* GeGLU with the tanh form of gelu, written as 0.5 x (1 + tanh(u)) =
+ * x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3): one exp per
+ * element (vectorised with AVX-512); large |x| give x or -0 exactly. */
+TGT static void geglu_avx512(float *out, const float *gate, const float *up, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f), c2 = _mm512_set1_ps(-2.0f * 0.7978845608028654f),
+                 k = _mm512_set1_ps(0.044715f);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(gate + i);
+        __m512 u = _mm512_mul_ps(c2, _mm512_fmadd_ps(_mm512_mul_ps(k, x), _mm512_mul_ps(x, x), x));
+        __m512 g = _mm512_div_ps(x, _mm512_add_ps(one, exp_avx512(u)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(g, _mm512_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) {
+        const float x = gate[i];
+        out[i] = x / (1.0f + expf(-2.0f * 0.7978845608028654f * (x + 0.044715f * x * x * x))) * up[i];
+    }
+}
+
 void owl_geglu(float *out, const float *gate, const float *up, int n) {
-    const double c = 0.7978845608028654; /* sqrt(2 / pi) */
+    if (n <= 0) return;
+    if (owl_kernel_level() == OWL_ISA_AVX512) {
+        geglu_avx512(out, gate, up, n);
+        return;
+    }
     for (int i = 0; i < n; i++) {
-        const double x = gate[i];
-        out[i] = (float)(0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x))) * (double)up[i]);
+        const float x = gate[i];
+        out[i] = x / (1.0f + expf(-2.0f * 0.7978845608028654f * (x + 0.044715f * x * x * x))) * up[i];
     }
 }
 
