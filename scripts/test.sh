@@ -19,7 +19,7 @@ JOBS=${OWL_JOBS:-2}
 FUZZ_SECONDS=${OWL_FUZZ_SECONDS:-30}
 export OWL_TESTDATA=${OWL_TESTDATA:-$(cd "$ROOT/.." && pwd)/shared/testdata}
 
-PACKAGES=(cmake make gcc pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libssl-dev libmicrohttpd-dev libsqlite3-dev
+PACKAGES=(cmake make gcc pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libssl-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev
           libomp-dev clang libclang-rt-14-dev python3 python3-numpy python3-jinja2 python3-sentencepiece)
 
 step() { printf '\n==== %s\n' "$*"; }

@@ -10,6 +10,10 @@
 int cli_license(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_verify(int argc, char **argv);
+/* the local store (pull.c) */
+int cli_pull(int argc, char **argv);
+int cli_list(int argc, char **argv);
+int cli_rm(int argc, char **argv);
 
 /* A licence report as JSON (new reference) and as the plain text owl
  * license prints. */

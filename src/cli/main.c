@@ -31,6 +31,9 @@ static void usage(FILE *f) {
             "  inspect   what a model file holds: architecture, tensors, tokenizer, metadata,\n"
             "            licence, SHA-256 of each file\n"
             "  verify    check a model's files against owl.manifest.json (--write makes it)\n"
+            "  pull      download a Hugging Face model repository into the local store\n"
+            "  list      the models in the local store\n"
+            "  rm        remove a model from the local store\n"
             "\n"
             "options:\n"
             "  -h, --help     this text ('owl COMMAND --help' for a command's flags)\n"
@@ -73,6 +76,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "license") == 0) return cli_license(argc - 1, argv + 1);
     if (strcmp(cmd, "inspect") == 0) return cli_inspect(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0) return cli_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "pull") == 0) return cli_pull(argc - 1, argv + 1);
+    if (strcmp(cmd, "list") == 0) return cli_list(argc - 1, argv + 1);
+    if (strcmp(cmd, "rm") == 0) return cli_rm(argc - 1, argv + 1);
     if (cmd[0] == '-') return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

@@ -1,0 +1,52 @@
+/* store/: the local model store and pulling from a Hugging Face-compatible
+ * endpoint.
+ *
+ * The layout is the Hugging Face hub cache's, so tools that read that cache
+ * find owl's downloads and the other way round:
+ *
+ *   ROOT/models--ORG--NAME/blobs/<sha256>              file contents, once
+ *   ROOT/models--ORG--NAME/snapshots/<commit>/<file>   -> ../../blobs/<sha256>
+ *   ROOT/models--ORG--NAME/refs/<revision>             the commit id
+ *
+ * ROOT is $OWL_STORE, else $HF_HUB_CACHE, else $HOME/.cache/huggingface/hub.
+ * Downloads go to blobs/<key>.incomplete and resume from where they stopped
+ * (HTTP Range); a file whose SHA-256 differs from the one the hub lists
+ * (its LFS sha256) is deleted and the pull fails naming it. */
+#ifndef OWL_STORE_H
+#define OWL_STORE_H
+
+#include "base/base.h"
+
+/* The store root (static buffer). */
+const char *owl_store_root(void);
+
+typedef void (*owl_pull_progress)(void *ud, const char *file, uint64_t done, uint64_t total);
+
+typedef struct owl_pull_opts {
+    const char *endpoint; /* NULL: $HF_ENDPOINT or https://huggingface.co */
+    const char *revision; /* NULL: "main" */
+    const char *root;     /* NULL: owl_store_root() */
+    const char *token;    /* NULL: $HF_TOKEN; sent as a Bearer token */
+    owl_pull_progress progress;
+    void *ud;
+} owl_pull_opts;
+
+/* Pulls every file of repo ("ORG/NAME") at a revision into the store;
+ * snapshot (may be NULL) receives the malloc'd snapshot directory. */
+owl_status owl_store_pull(const char *repo, const owl_pull_opts *opts, char **snapshot);
+
+typedef struct owl_store_entry {
+    char repo[256];      /* ORG/NAME */
+    char revision[128];  /* a ref name */
+    char commit[128];
+    char snapshot[1024]; /* directory */
+    uint64_t bytes;      /* bytes of the blobs the snapshot uses */
+    int files;
+} owl_store_entry;
+
+/* Calls cb for every (repo, ref) in the store under root (NULL: default). */
+owl_status owl_store_list(const char *root, void (*cb)(void *ud, const owl_store_entry *e), void *ud);
+/* Removes a repo (all revisions, all blobs) from the store. */
+owl_status owl_store_rm(const char *root, const char *repo);
+
+#endif
