@@ -19,8 +19,8 @@ JOBS=${OWL_JOBS:-2}
 FUZZ_SECONDS=${OWL_FUZZ_SECONDS:-30}
 export OWL_TESTDATA=${OWL_TESTDATA:-$(cd "$ROOT/.." && pwd)/shared/testdata}
 
-PACKAGES=(cmake make gcc pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libssl-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev
-          libomp-dev clang libclang-rt-14-dev python3 python3-numpy python3-jinja2 python3-sentencepiece)
+PACKAGES=(cmake make gcc pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libssl-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libreadline-dev
+          libomp-dev clang libclang-rt-14-dev python3 python3-numpy python3-jinja2 python3-sentencepiece tmux)
 
 step() { printf '\n==== %s\n' "$*"; }
 

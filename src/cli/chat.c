@@ -153,11 +153,16 @@ static void on_sigint(int sig) {
     g_interrupted = 1;
 }
 
-/* Readline calls this when a read is interrupted by a signal: Ctrl-C at the
- * prompt ends the line (and the session). */
-static int on_readline_signal(void) {
-    if (g_interrupted) rl_done = 1;
-    return 0;
+/* Readline's input: a read interrupted by Ctrl-C (SIGINT without
+ * SA_RESTART) ends the input, so that Ctrl-C at the prompt leaves. */
+static int chat_getc(FILE *f) {
+    for (;;) {
+        unsigned char c;
+        ssize_t r = read(fileno(f), &c, 1);
+        if (r == 1) return c;
+        if (r < 0 && errno == EINTR && !g_interrupted) continue;
+        return EOF;
+    }
 }
 
 /* ---- one session ---- */
@@ -238,6 +243,7 @@ static bool answer(chat_session *s) {
         cli_error(CMD, "evaluating the prompt failed: %s", owl_last_error());
         goto done;
     }
+    if (s->stats) fprintf(stderr, "owl chat: prompt %zu tokens: %d evaluated, %d reused\n", n_ids, evaluated, reused);
     for (size_t i = (size_t)reused; i < n_ids; i++) owl_sampler_accept(s->smp, ids[i]);
     if ((st = owl_detok_new(s->tok, &dt))) {
         cli_error(CMD, "%s", owl_last_error());
@@ -285,7 +291,7 @@ static bool answer(chat_session *s) {
                 goto done;
             }
         }
-        if (n_gen == max_gen) break;
+        /* the last token too: the next turn starts with it in the cache */
         st = owl_conv_push(s->conv, s->ctx, t);
         if (st == OWL_ERR_RANGE) {
             full = true;
@@ -324,10 +330,13 @@ static bool answer(chat_session *s) {
     if (full)
         fprintf(stderr, "owl chat: the context of %d tokens is full: /reset to start over, or a larger -c\n",
                 owl_ctx_size(s->ctx));
-    if (s->o->verbose) print_ids("answer ids:", gen, (size_t)n_gen);
-    if (s->stats)
-        fprintf(stderr, "owl chat: prompt %zu tokens: %d evaluated, %d reused; answer %d tokens\n", n_ids, evaluated,
-                reused, n_gen);
+    if (s->o->verbose) {
+        print_ids("answer ids:", gen, (size_t)n_gen);
+        int n_cached;
+        const int32_t *cached = owl_conv_cached(s->conv, &n_cached);
+        print_ids("cached ids:", cached, (size_t)n_cached);
+    }
+    if (s->stats) fprintf(stderr, "owl chat: answer %d tokens%s\n", n_gen, stopped ? " (stopped)" : "");
     ok = true;
 done:
     owl_detok_free(dt);
@@ -452,7 +461,8 @@ int cli_chat(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
     if (s.tty) {
-        rl_signal_event_hook = on_readline_signal;
+        rl_catch_signals = 0; /* our handler sees Ctrl-C; readline restores the terminal when its input ends */
+        rl_getc_function = chat_getc;
         fprintf(stderr, "owl chat: %s (/exit or Ctrl-D to leave, /reset, /save FILE, /load FILE)\n", o.model);
     }
     ret = CLI_EXIT_OK;
