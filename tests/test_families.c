@@ -300,6 +300,10 @@ int main(void) {
     check_family("gemma3", SMALL "--arch gemma3 --layers 3 --window 16 --swa-pattern 3 --head-dim 32", "gemma3", 2);
     /* Phi-3: fused QKV and gate/up, half the dimensions rotated, window */
     check_family("phi3", SMALL "--arch phi3 --window 16 --partial-rotary 0.5", "phi3", 2);
+    /* Phi-3 longrope (Phi-3.5 / Phi-4-mini): the long factors for a context beyond the original 32, the short
+     * ones within 64; cos and sin scaled by the attention factor */
+    check_family("phi3_long", SMALL "--arch phi3 --partial-rotary 0.75 --longrope 32", "phi3", 0);
+    check_family("phi3_short", SMALL "--arch phi3 --longrope 64", "phi3", 0);
     /* OLMo 2: post-norms only, Q/K norms over the whole vectors */
     check_family("olmo2", SMALL "--arch olmo2", "olmo2", 0);
 
@@ -320,5 +324,25 @@ int main(void) {
               OWL_ERR_FORMAT, "blk.0.attn_qkv.weight", "expected [64, 192]");
     check_bad("bad_qwen3_hd", SMALL "--no-ref --arch qwen3 --head-dim 32 --unset qwen3.attention.key_length", false,
               OWL_ERR_FORMAT, "blk.0.attn_q.weight", "expected [64, 64]");
+    /* longrope factors of the wrong count */
+    char *lp = gen("bad_longrope", SMALL "--no-ref --arch phi3 --longrope 32");
+    if (lp) {
+        char *cfgp = with_ext(lp, ".hf/config.json"), *dir = with_ext(lp, ".hf");
+        int rc = run_cmd("%s -c \"import json,sys; p=sys.argv[1]; c=json.load(open(p)); "
+                         "c['rope_scaling']['short_factor']=c['rope_scaling']['short_factor'][:-1]; "
+                         "json.dump(c, open(p, 'w'))\" '%s'",
+                         test_python(), cfgp);
+        CHECK(rc == 0);
+        owl_model *m = NULL;
+        owl_status st = owl_model_load(dir, NULL, &m);
+        CHECKF(st == OWL_ERR_FORMAT && strstr(owl_last_error(), "short_factor") &&
+                   strstr(owl_last_error(), "array of 8 numbers"),
+               "%s", owl_last_error());
+        fprintf(stderr, "bad_longrope: %s\n", owl_last_error());
+        owl_model_free(m);
+        free(cfgp);
+        free(dir);
+        free(lp);
+    }
     return test_finish("test_families");
 }

@@ -500,7 +500,7 @@ static void test_bad(void) {
     bad_cfg("kv", CFG(", \"num_key_value_heads\": 3"), "num_key_value_heads", "3");
     bad_cfg("eps", CFG(", \"rms_norm_eps\": -1"), "rms_norm_eps", NULL);
     bad_cfg("theta", CFG(", \"rope_theta\": 0"), "rope_theta", NULL);
-    bad_cfg("rope_type", CFG(", \"rope_scaling\": {\"rope_type\": \"longrope\"}"), "longrope", NULL);
+    bad_cfg("rope_type", CFG(", \"rope_scaling\": {\"rope_type\": \"mrope\"}"), "mrope", NULL);
     bad_cfg("unknown_type", "{\"model_type\": \"bert\", \"hidden_size\": 64}", "model_type 'bert'", NULL);
     bad_cfg("no_type", "{\"hidden_size\": 64}", "model_type", NULL);
     bad_cfg("not_json", "{\"model_type\": llama", "config.json", "JSON");

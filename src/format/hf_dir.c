@@ -135,6 +135,41 @@ static owl_status llama3_freqs(cfg *c, json_t *rs, double base, int64_t n_rot, o
     return owl_weights_add(ws, "rope_freqs.weight", OWL_F32, 1, ne, f, (uint64_t)n * 4);
 }
 
+/* Phi-3 "longrope": per-pair frequency divisors for short and long contexts
+ * (rope_factors_short / rope_factors_long, as llama.cpp names them) and the
+ * attention factor that scales cos and sin. */
+static owl_status longrope(cfg *c, json_t *rs, int64_t n_rot, int64_t ctx, owl_weights *ws) {
+    static const char *const names[2][2] = {{"short_factor", "rope_factors_short.weight"},
+                                            {"long_factor", "rope_factors_long.weight"}};
+    owl_status st;
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_object_get(rs, names[k][0]);
+        if (!json_is_array(a) || (int64_t)json_array_size(a) != n_rot / 2)
+            return owl_errorf(OWL_ERR_FORMAT, "%s: rope_scaling '%s' is not an array of %lld numbers", c->file,
+                              names[k][0], (long long)(n_rot / 2));
+        float *f = owl_arena_alloc(&ws->arena, sizeof(float) * (size_t)(n_rot / 2));
+        if (!f) return OWL_ERR_NOMEM;
+        for (int64_t i = 0; i < n_rot / 2; i++) {
+            json_t *v = json_array_get(a, (size_t)i);
+            double x = json_number_value(v);
+            if (!json_is_number(v) || !(x > 0 && x < 1e9))
+                return owl_errorf(OWL_ERR_FORMAT, "%s: rope_scaling '%s'[%lld] is not a positive number", c->file,
+                                  names[k][0], (long long)i);
+            f[i] = (float)x;
+        }
+        int64_t ne[1] = {n_rot / 2};
+        if ((st = owl_weights_add(ws, names[k][1], OWL_F32, 1, ne, f, (uint64_t)(n_rot / 2) * 4))) return st;
+    }
+    int64_t orig;
+    if ((st = cfg_int(c, "original_max_position_embeddings", false, ctx, 1, 1 << 30, &orig))) return st;
+    double factor = (double)ctx / (double)orig, af;
+    if ((st = cfg_num(c, rs, "attention_factor", factor <= 1.0 ? 1.0 : sqrt(1.0 + log(factor) / log((double)orig)),
+                      1e-6, 1e6, &af)))
+        return owl_error_prefix(st, "rope_scaling");
+    if ((st = set_u32(c, "rope.scaling.original_context_length", orig))) return st;
+    return set_f32(c, "rope.scaling.attn_factor", af);
+}
+
 static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_family **fam_out, bool *tied_out,
                               bool *tied_given) {
     char *file = owl_hf_path(dir, "config.json");
@@ -287,6 +322,8 @@ static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_fam
                     file, (long long)ctx);
         } else if (strcmp(type, "llama3") == 0) {
             if ((st = llama3_freqs(&c, rs, theta, n_rot, ws))) goto done;
+        } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
+            if ((st = longrope(&c, rs, n_rot, ctx, ws))) goto done;
         } else if (strcmp(type, "linear") == 0 || strcmp(type, "yarn") == 0) {
             if ((st = cfg_num(&c, rs, "factor", 1.0, 1e-6, 1e6, &factor))) goto done;
             char key[96];
@@ -304,7 +341,7 @@ static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_fam
             }
         } else {
             st = owl_errorf(OWL_ERR_UNSUPPORTED,
-                            "%s: rope_scaling type '%.40s' is not supported (linear, llama3, yarn, dynamic)", file,
+                            "%s: rope_scaling type '%.40s' is not supported (linear, llama3, longrope, yarn, dynamic)", file,
                             type);
             goto done;
         }

@@ -81,9 +81,14 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     c->rope_cs = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
     c->rope_inv = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
     if (!c->rope_inv && !st) st = OWL_ERR_NOMEM;
+    /* frequency divisors: rope_freqs, or longrope's short / long factors
+     * (long ones for a context beyond the original one, as llama.cpp) */
+    const float *div = model->rope_freqs;
+    if (model->rope_long && n_ctx > hp->n_ctx_orig) div = model->rope_long;
+    else if (model->rope_short) div = model->rope_short;
     for (int i = 0; !st && i < hp->n_rot / 2; i++)
         c->rope_inv[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * (double)hp->rope_scale /
-                         (model->rope_freqs ? (double)model->rope_freqs[i] : 1.0);
+                         (div ? (double)div[i] : 1.0);
     if (!st && hp->rope_base_swa > 0 && hp->n_swa > 0) { /* the windowed layers' RoPE: own base, unscaled */
         c->rope_cs_swa = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
         c->rope_inv_swa = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));

@@ -34,12 +34,13 @@ static void norm_rows(float *out, const float *x, const float *w, int n, int dim
  * micro-batch for all layers and heads (same angles as owl_rope). */
 static void rope_table(float *rope_cs, const double *rope_inv, const owl_ctx *c, int pos0, int n) {
     const int half = c->model->hp.n_rot / 2;
+    const double af = c->model->hp.rope_attn_factor; /* longrope's attention factor (1 otherwise) */
     for (int t = 0; t < n; t++) {
         float *cs = rope_cs + (size_t)t * (size_t)half * 2;
         for (int i = 0; i < half; i++) {
             double theta = (double)(pos0 + t) * rope_inv[i];
-            cs[2 * i] = (float)cos(theta);
-            cs[2 * i + 1] = (float)sin(theta);
+            cs[2 * i] = (float)(cos(theta) * af);
+            cs[2 * i + 1] = (float)(sin(theta) * af);
         }
     }
 }

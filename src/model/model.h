@@ -56,6 +56,8 @@ typedef struct owl_hparams {
     float rope_base_swa; /* RoPE base of windowed layers (no scaling there); 0: same as global */
     float attn_scale;  /* query scale (head_dim^-0.5 unless the file says otherwise) */
     float attn_softcap, final_softcap; /* cap * tanh(x / cap) of scores / logits; 0: none */
+    float rope_attn_factor; /* cos and sin multiplied by it (Phi-3 longrope; 1: none) */
+    int n_ctx_orig;    /* rope.scaling.original_context_length (longrope: long factors beyond it) */
 } owl_hparams;
 
 typedef struct owl_layer {
@@ -76,6 +78,7 @@ struct owl_model {
     owl_mat tok_embd;              /* rows = vocab, cols = dim */
     const float *out_norm;
     const float *rope_freqs;       /* n_rot/2 frequency divisors (rope_freqs.weight), NULL if absent */
+    const float *rope_short, *rope_long; /* longrope divisors (rope_factors_short/long.weight), NULL if absent */
     owl_mat output;                /* == tok_embd when tied */
     bool tied;
     bool rope_neox;                /* the layout RoPE uses for this file (see owl_model_bind) */

@@ -117,7 +117,11 @@ static owl_status read_hparams(owl_model *m) {
                           m->weights.path, a->name, hp->n_swa);
     double q_scale_dim = (a->big_layers && hp->n_layers == a->big_layers) ? (double)hp->dim / hp->n_heads
                                                                           : (double)hp->head_dim;
-    if ((st = hp_float(m, "attention.scale", 1.0 / sqrt(q_scale_dim), 1e-6, 1e6, &hp->attn_scale))) return st;
+    if ((st = hp_float(m, "attention.scale", 1.0 / sqrt(q_scale_dim), 1e-6, 1e6, &hp->attn_scale)) ||
+        (st = hp_float(m, "rope.scaling.attn_factor", 1.0, 1e-6, 1e6, &hp->rope_attn_factor)) ||
+        (st = hp_int(m, "rope.scaling.original_context_length", false, hp->n_ctx_train, 1, 1 << 30,
+                     &hp->n_ctx_orig)))
+        return st;
     return OWL_OK;
 }
 
@@ -309,7 +313,10 @@ owl_status owl_model_bind(owl_model *m) {
     hp->n_vocab = (int)emb->ne[1];
     if ((st = bind_mat(m, "token_embd.weight", hp->dim, hp->n_vocab, &m->tok_embd))) return st;
     if ((st = bind_vec(m, "output_norm.weight", hp->dim, false, &m->out_norm))) return st;
-    if ((st = bind_vec(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freqs))) return st;
+    if ((st = bind_vec(m, "rope_freqs.weight", hp->n_rot / 2, true, &m->rope_freqs)) ||
+        (st = bind_vec(m, "rope_factors_short.weight", hp->n_rot / 2, true, &m->rope_short)) ||
+        (st = bind_vec(m, "rope_factors_long.weight", hp->n_rot / 2, true, &m->rope_long)))
+        return st;
     if (owl_weights_find(&m->weights, "output.weight") || !m->arch->tied_ok) {
         if ((st = bind_mat(m, "output.weight", hp->dim, hp->n_vocab, &m->output))) return st;
         m->tied = false;

@@ -25,20 +25,21 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, positions, n_rot, base, neox, scale=1.0, factors=None):
+def rope(x, positions, n_rot, base, neox, scale=1.0, factors=None, mscale=1.0):
     """x: (T, n_heads, head_dim). Rotates the first n_rot dims of each head.
     neox=False: pairs (2i, 2i+1) (GGUF "llama"); neox=True: pairs
     (i, i + n_rot/2) (Hugging Face rotate_half, GGUF "qwen2").
     Angle of pair i at position p: p * scale * base^(-2i/n_rot) / factors[i]
-    (linear scaling; GGUF rope_freqs.weight factors)."""
+    (linear scaling; GGUF rope_freqs.weight factors); cos and sin times
+    mscale (longrope's attention factor)."""
     out = x.copy()
     half = n_rot // 2
     inv = base ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot)   # (half,)
     if factors is not None:
         inv = inv / factors
     ang = np.asarray(positions, dtype=np.float64)[:, None] * scale * inv[None, :]  # (T, half)
-    c = np.cos(ang)[:, None, :]
-    s = np.sin(ang)[:, None, :]
+    c = np.cos(ang)[:, None, :] * mscale
+    s = np.sin(ang)[:, None, :] * mscale
     if neox:
         a = x[:, :, 0:half]
         b = x[:, :, half:n_rot]
@@ -84,6 +85,9 @@ def forward(W, hp, tokens):
       sliding_window  W: a query at i sees keys j with i - W < j <= i, on the
                       layers swa_layers[l] (default: all)
       rope_base_swa   RoPE base of the windowed layers (unscaled), Gemma 3
+      longrope        (original context, short factors, long factors,
+                      attention factor): Phi-3's divisors, the long ones when
+                      the sequence is longer than the original context
       fused_qkv / fused_gate_up: attn_qkv (q, k, v rows) / ffn_up (gate rows,
                       then up rows), Phi-3
     """
@@ -135,10 +139,14 @@ def forward(W, hp, tokens):
             q = norm(q, p + "attn_q_norm.weight")
             k = norm(k, p + "attn_k_norm.weight")
         rs, rf, rb = hp.get("rope_scale", 1.0), W.get("rope_freqs.weight"), base
+        ms = 1.0
+        if hp.get("longrope"):
+            orig, short, long_, ms = hp["longrope"]
+            rf = long_ if T > orig else short
         if local and hp.get("rope_base_swa"):
             rs, rf, rb = 1.0, None, hp["rope_base_swa"]
-        q = rope(q, pos, n_rot, rb, neox, rs, rf)
-        k = rope(k, pos, n_rot, rb, neox, rs, rf)
+        q = rope(q, pos, n_rot, rb, neox, rs, rf, ms)
+        k = rope(k, pos, n_rot, rb, neox, rs, rf, ms)
         v = v.reshape(T, n_kv, hd)
         mask = swa_mask if local else causal
         att = np.zeros((T, n_heads, hd))
@@ -363,6 +371,14 @@ def read_hf(d):
     rsc = cfg.get("rope_scaling")
     if rsc and (rsc.get("rope_type") or rsc.get("type")) == "linear":
         hp["rope_scale"] = 1.0 / float(np.float32(rsc["factor"]))
+    if rsc and (rsc.get("rope_type") or rsc.get("type")) in ("longrope", "su"):
+        # transformers' _compute_longrope_parameters: the factor is the ratio
+        # of the context lengths, the attention factor sqrt(1 + ln f / ln orig)
+        orig = cfg.get("original_max_position_embeddings", cfg["max_position_embeddings"])
+        f = cfg["max_position_embeddings"] / orig
+        af = rsc.get("attention_factor") or (1.0 if f <= 1.0 else np.sqrt(1 + np.log(f) / np.log(orig)))
+        f32 = lambda v: np.asarray(v, dtype=np.float32).astype(np.float64)  # noqa: E731
+        hp["longrope"] = (orig, f32(rsc["short_factor"]), f32(rsc["long_factor"]), float(np.float32(af)))
     if gemma:
         hp.update(norm_offset=1.0, embd_scale=True, act="gelu_tanh")
     if post:

@@ -328,6 +328,14 @@ def make_family(a):
         cfg["sliding_window"] = a.window
     if f == "phi3" and a.partial_rotary:
         cfg["partial_rotary_factor"] = a.partial_rotary
+    lr = None
+    if f == "phi3" and a.longrope:
+        n_rot = int(hd * (a.partial_rotary or 1.0))
+        n_rot -= n_rot % 2
+        lr = [np.float32(1.0 + 3.0 * rng.random(n_rot // 2)) for _ in range(2)]
+        cfg["original_max_position_embeddings"] = a.longrope
+        cfg["rope_scaling"] = {"type": "longrope", "short_factor": [float(x) for x in lr[0]],
+                               "long_factor": [float(x) for x in lr[1]]}
     for k in a.cfg_unset:
         cfg.pop(k, None)
     with open(os.path.join(hfdir, "config.json"), "w") as fp:
@@ -350,6 +358,12 @@ def make_family(a):
         meta.append(kv(arch + ".rope.dimension_count", T_U32, n_rot - n_rot % 2))
     if a.window:
         meta.append(kv(arch + ".attention.sliding_window", T_U32, a.window))
+    if lr is not None:  # llama.cpp's tensors and keys for longrope
+        ratio = a.ctx / a.longrope
+        af = 1.0 if ratio <= 1 else float(np.sqrt(1 + np.log(ratio) / np.log(a.longrope)))
+        meta += [kv(arch + ".rope.scaling.attn_factor", T_F32, af),
+                 kv(arch + ".rope.scaling.original_context_length", T_U32, a.longrope)]
+        gguf_tensors += [("rope_factors_short.weight", lr[0], False), ("rope_factors_long.weight", lr[1], False)]
     if f in ("gemma2", "gemma3"):
         meta.append(kv(arch + ".attention.scale", T_F32, float(cfg["query_pre_attn_scalar"]) ** -0.5))
     if f == "gemma2":
@@ -420,6 +434,7 @@ def main():
     ap.add_argument("--partial-rotary", type=float, default=None, help="phi3: partial_rotary_factor")
     ap.add_argument("--q-scalar", type=float, default=None, help="gemma2/3: query_pre_attn_scalar")
     ap.add_argument("--softcap", default="50,30", help="gemma2: attention and final logit soft-caps")
+    ap.add_argument("--longrope", type=int, default=None, help="phi3: longrope with this original context")
     ap.add_argument("--cfg-unset", action="append", default=[], help="families: config.json field to leave out")
     ap.add_argument("--rope-base", type=float, default=None, help="default: key absent (llama), 1e6 (qwen2)")
     ap.add_argument("--bias", action="store_true", help="Q/K/V biases (always with --arch qwen2)")
