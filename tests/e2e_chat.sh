@@ -19,7 +19,10 @@
 #    during generation returns to the prompt with the answer kept, /save,
 #    /reset (the next turn evaluates from 0), /load round trip, Ctrl-D and
 #    Ctrl-C at the prompt leave with status 0;
-#  - bad flags exit 2, a missing template file 1.
+#  - bad flags exit 2, a missing template file 1;
+#  - real templates (Qwen3, Gemma 3 tokenizers from testdata on random Hugging
+#    Face models): their end-of-turn tokens are stops, the rendered prompts
+#    and their ids equal jinja2 + owl tokenize, turn 2 reuses turn 1.
 set -euo pipefail
 : "${OWL_BIN:?set OWL_BIN to the owl binary}" "${OWL_SOURCE_DIR:?set OWL_SOURCE_DIR}"
 PY=${OWL_PYTHON:-/usr/bin/python3}
@@ -207,7 +210,61 @@ printf '{%% for %%}' > "$TMP/broken.jinja"
 expect_rc 1 chat "$M" --template "$TMP/broken.jinja"
 expect_rc 0 chat --help
 
-# ---- 6. interactive session in a pseudo-terminal ----
+# ---- 6. real chat templates: Qwen3 and Gemma 3 tokenizers (testdata) on
+#      random Hugging Face models (make_hf.py) of their vocabulary size ----
+TD=${OWL_TESTDATA:-$OWL_SOURCE_DIR/../shared/testdata}
+for spec in qwen3:151669:151645,151643 gemma3:262145:106,1; do
+    IFS=: read -r name vocab want_stops <<< "$spec"
+    if [[ ! -f $TD/tokenizers/$name/tokenizer.json ]]; then
+        fail "$name: no tokenizer in $TD/tokenizers/$name"
+        continue
+    fi
+    D=$TMP/$name
+    "$PY" "$REF/make_hf.py" --out "$D" --arch llama --dim 8 --layers 1 --heads 1 --kv-heads 1 --ffn 8 \
+        --vocab "$vocab" --n-tokens 1 --tied > /dev/null
+    cp "$TD/tokenizers/$name/tokenizer.json" "$TD/tokenizers/$name/tokenizer_config.json" "$D/"
+    printf 'Hello there\nHow are you?\n/save %s\n' "$D.json" |
+        "$OWL_BIN" chat "$D" --system "Be brief." -t 1 -n 4 --temp 0 -v > /dev/null 2> "$D.err" ||
+        fail "$name: chat exited with status $?: $(tail -n 3 "$D.err")"
+    "$PY" - "$D" "$REF" "$want_stops" "$OWL_BIN" <<'EOF2' || fail "$name: real template (see above)"
+import json, re, subprocess, sys
+d, ref, want_stops, owl = sys.argv[1:5]
+sys.path.insert(0, ref)
+import render_template as rt
+cfg = json.load(open(d + "/tokenizer_config.json"))
+msgs = json.load(open(d + ".json"))["messages"]
+bos, eos = cfg.get("bos_token") or "", cfg.get("eos_token") or ""
+err = open(d + ".err", encoding="utf-8", errors="replace").read().splitlines()
+prompts = [json.loads(l[len("owl chat: prompt "):]) for l in err if l.startswith('owl chat: prompt "')]
+ids = [[int(x) for x in l.split(":", 2)[2].split()] for l in err if l.startswith("owl chat: prompt ids:")]
+counts = [tuple(map(int, m.groups())) for l in err for m in [re.match(r"owl chat: prompt (\d+) tokens: (\d+) evaluated, (\d+) reused$", l)] if m]
+stops = [l for l in err if l.startswith("owl chat: stop tokens:")]
+ok = True
+def check(c, what):
+    global ok
+    print(("ok: " if c else "FAIL: ") + d.rsplit("/", 1)[1] + ": " + what)
+    ok = ok and c
+check(len(prompts) == 2 and len(ids) == 2 and len(counts) == 2 and len(msgs) == 5, "two turns")
+if ok:
+    stop_ids = [int(x.split("=")[0]) for x in stops[0].split(":", 2)[2].split()]
+    check(all(int(w) in stop_ids for w in want_stops.split(",")), "stop tokens %s include %s" % (stop_ids, want_stops))
+    env = rt.make_env(rt.NOW)
+    for i, upto in ((0, 2), (1, 4)):
+        r = rt.render(env, cfg["chat_template"], {"messages": msgs[:upto], "add_generation_prompt": True,
+                                                  "bos_token": bos, "eos_token": eos})
+        check(r["ok"] and prompts[i] == r["output"], "turn %d: rendered prompt = jinja2's" % (i + 1))
+        args = [owl, "tokenize", d, "--special", "--ids", "--", r["output"]]
+        if bos and r["output"].startswith(bos): args.insert(5, "--no-bos")
+        want = [int(x) for x in subprocess.run(args, capture_output=True, text=True).stdout.split()]
+        check(ids[i] == want, "turn %d: prompt ids = owl tokenize --special of jinja2's text" % (i + 1))
+    n1 = len(ids[0])
+    check(counts[0] == (n1, n1, 0) and counts[1][2] >= n1 and counts[1][1] + counts[1][2] == counts[1][0],
+          "turn 2 reuses at least turn 1's prompt (%s)" % (counts,))
+sys.exit(0 if ok else 1)
+EOF2
+done
+
+# ---- 7. interactive session in a pseudo-terminal ----
 if ! command -v tmux > /dev/null; then
     fail "tmux is not installed (Debian package tmux)"
 else

@@ -62,7 +62,7 @@ static owl_status find_stops(owl_conv *c) {
     owl_status st = add_stop(c, owl_token_eos(tok));
     if (st) return st;
     static const char *const known[] = {"<|eot_id|>", "<|im_end|>", "<end_of_turn>", "<|end|>", "<|eom_id|>",
-                                        "<|endoftext|>"};
+                                        "<|endoftext|>", "<|end_of_text|>", "<eos>", "</s>"};
     for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
         int32_t id = owl_vocab_find(&tok->vocab, known[k], strlen(known[k]));
         if (id >= 0 && tok->vocab.types && tok->vocab.types[id] == OWL_TOKTYPE_CONTROL && (st = add_stop(c, id)))

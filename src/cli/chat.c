@@ -437,6 +437,17 @@ int cli_chat(int argc, char **argv) {
                   owl_last_error());
         goto done;
     }
+    if (o.verbose) { /* the end-of-turn tokens: id and text */
+        int n_stops;
+        const int32_t *stops = owl_conv_stop_tokens(s.conv, &n_stops);
+        fprintf(stderr, "owl chat: stop tokens:");
+        for (int i = 0; i < n_stops; i++) {
+            size_t pl = 0;
+            const char *p = owl_token_piece(s.tok, stops[i], &pl);
+            fprintf(stderr, " %d=%.*s", stops[i], p ? (int)pl : 0, p ? p : "");
+        }
+        fputc('\n', stderr);
+    }
     if (owl_conv_template_origin(s.conv) == OWL_CONV_TEMPLATE_CHATML)
         fprintf(stderr, "owl chat: model '%s' has no chat template: using ChatML (give one with --template FILE)\n",
                 o.model);
