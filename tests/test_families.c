@@ -298,12 +298,18 @@ int main(void) {
     check_family("gemma2", SMALL "--arch gemma2 --layers 3 --window 16 --q-scalar 24 --softcap 1,3", "gemma2", 2);
     /* Gemma 3: Q/K norms, local layers 0 and 1 (pattern 3) with their own RoPE base, global layer 2 scaled */
     check_family("gemma3", SMALL "--arch gemma3 --layers 3 --window 16 --swa-pattern 3 --head-dim 32", "gemma3", 2);
+    /* the same with layer_types (sliding, full, sliding, full) in config.json */
+    check_family("gemma3_types", SMALL "--arch gemma3 --layers 4 --window 16 --swa-pattern 2 --layer-types", "gemma3", 2);
     /* Phi-3: fused QKV and gate/up, half the dimensions rotated, window */
     check_family("phi3", SMALL "--arch phi3 --window 16 --partial-rotary 0.5", "phi3", 2);
     /* Phi-3 longrope (Phi-3.5 / Phi-4-mini): the long factors for a context beyond the original 32, the short
      * ones within 64; cos and sin scaled by the attention factor */
     check_family("phi3_long", SMALL "--arch phi3 --partial-rotary 0.75 --longrope 32", "phi3", 0);
     check_family("phi3_short", SMALL "--arch phi3 --longrope 64", "phi3", 0);
+    /* Qwen3 with a sliding_window but no use_sliding_window (false by default): no window */
+    check_family("qwen3_nowin", SMALL "--arch qwen3 --window 16", "qwen3", 0);
+    /* Gemma 2 with soft-capping turned off (null in config.json, 0 in GGUF) */
+    check_family("gemma2_nocap", SMALL "--arch gemma2 --window 16 --softcap none", "gemma2", 1);
     /* OLMo 2: post-norms only, Q/K norms over the whole vectors */
     check_family("olmo2", SMALL "--arch olmo2", "olmo2", 0);
 
@@ -324,21 +330,35 @@ int main(void) {
               OWL_ERR_FORMAT, "blk.0.attn_qkv.weight", "expected [64, 192]");
     check_bad("bad_qwen3_hd", SMALL "--no-ref --arch qwen3 --head-dim 32 --unset qwen3.attention.key_length", false,
               OWL_ERR_FORMAT, "blk.0.attn_q.weight", "expected [64, 64]");
-    /* longrope factors of the wrong count */
-    char *lp = gen("bad_longrope", SMALL "--no-ref --arch phi3 --longrope 32");
-    if (lp) {
+    /* config.json edits loading must refuse clearly */
+    static const struct {
+        const char *name, *args, *edit, *w1, *w2;
+        owl_status want;
+    } edits[] = {
+        {"bad_longrope", "--arch phi3 --longrope 32",
+         "c['rope_scaling']['short_factor']=c['rope_scaling']['short_factor'][:-1]", "short_factor",
+         "array of 8 numbers", OWL_ERR_FORMAT},
+        {"bad_qwen_mwl", "--arch qwen3 --window 16", "c['use_sliding_window']=True; c['max_window_layers']=1",
+         "max_window_layers", "not supported", OWL_ERR_UNSUPPORTED},
+        {"bad_layer_types", "--arch gemma3 --layers 3 --window 16",
+         "c['layer_types']=['full_attention','sliding_attention','sliding_attention']", "layer_types[1]",
+         "period", OWL_ERR_UNSUPPORTED},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char args[256];
+        snprintf(args, sizeof args, SMALL "--no-ref %s", edits[i].args);
+        char *lp = gen(edits[i].name, args);
+        if (!lp) continue;
         char *cfgp = with_ext(lp, ".hf/config.json"), *dir = with_ext(lp, ".hf");
-        int rc = run_cmd("%s -c \"import json,sys; p=sys.argv[1]; c=json.load(open(p)); "
-                         "c['rope_scaling']['short_factor']=c['rope_scaling']['short_factor'][:-1]; "
+        int rc = run_cmd("%s -c \"import json,sys; p=sys.argv[1]; c=json.load(open(p)); %s; "
                          "json.dump(c, open(p, 'w'))\" '%s'",
-                         test_python(), cfgp);
+                         test_python(), edits[i].edit, cfgp);
         CHECK(rc == 0);
         owl_model *m = NULL;
         owl_status st = owl_model_load(dir, NULL, &m);
-        CHECKF(st == OWL_ERR_FORMAT && strstr(owl_last_error(), "short_factor") &&
-                   strstr(owl_last_error(), "array of 8 numbers"),
-               "%s", owl_last_error());
-        fprintf(stderr, "bad_longrope: %s\n", owl_last_error());
+        CHECKF(st == edits[i].want && strstr(owl_last_error(), edits[i].w1) && strstr(owl_last_error(), edits[i].w2),
+               "%s: %s", edits[i].name, owl_last_error());
+        fprintf(stderr, "%s: %s\n", edits[i].name, owl_last_error());
         owl_model_free(m);
         free(cfgp);
         free(dir);

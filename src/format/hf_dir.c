@@ -264,12 +264,29 @@ static owl_status read_config(const char *dir, owl_weights *ws, const owl_hf_fam
     int64_t swa;
     json_t *use_swa = json_object_get(c.root, "use_sliding_window");
     if ((st = cfg_int(&c, "sliding_window", false, 0, 0, 1 << 30, &swa))) goto done;
+    /* Qwen2/Qwen3 use the window only when use_sliding_window says so (their
+     * default is false), and then on the layers from max_window_layers on */
+    bool qwen = strncmp(fam->arch, "qwen", 4) == 0;
+    if (qwen && swa > 0) {
+        int64_t mwl;
+        if (!json_is_true(use_swa)) swa = 0;
+        else if ((st = cfg_int(&c, "max_window_layers", false, 28, 0, 1 << 20, &mwl))) goto done;
+        else if (mwl >= layers) swa = 0;
+        else if (mwl > 0) {
+            st = owl_errorf(OWL_ERR_UNSUPPORTED,
+                            "%s: a sliding window on layers %lld.. only (max_window_layers) is not supported", file,
+                            (long long)mwl);
+            goto done;
+        }
+    }
     if (swa > 0 && !json_is_false(use_swa) && (st = set_u32(&c, "attention.sliding_window", swa))) goto done;
     static const char *const caps[2] = {"attn_logit_softcapping", "final_logit_softcapping"};
     for (int i = 0; i < 2; i++) {
         double cap;
         if ((st = cfg_num(&c, c.root, caps[i], 0.0, 0.0, 1e9, &cap))) goto done;
         if (cap > 0 && (st = set_f32(&c, caps[i], cap))) goto done;
+        json_t *cv = json_object_get(c.root, caps[i]); /* null: no capping (not the family's default) */
+        if (cv && json_is_null(cv) && (st = set_f32(&c, caps[i], 0.0))) goto done;
     }
     /* Gemma 2/3: query scale, the local layers' RoPE base and which layers
      * are local (keys of owl's where llama.cpp hard-codes the values) */

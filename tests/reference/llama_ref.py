@@ -399,9 +399,12 @@ def read_hf(d):
         hp["final_softcap"] = cfg.get("final_logit_softcapping")
         hp["rope_base_swa"] = float(np.float32(cfg.get("rope_local_base_freq", 10000.0)))
     window = cfg.get("sliding_window")
-    if window and cfg.get("use_sliding_window", True):
+    qwen = mt in ("qwen2", "qwen3")  # their use_sliding_window defaults to false
+    if window and cfg.get("use_sliding_window", not qwen):
         hp["sliding_window"] = window
-        if "layer_types" in cfg:
+        if qwen:  # Qwen2Attention: the window on layers >= max_window_layers
+            hp["swa_layers"] = [l >= cfg.get("max_window_layers", 28) for l in range(n_layers)]
+        elif "layer_types" in cfg:
             hp["swa_layers"] = [t == "sliding_attention" for t in cfg["layer_types"]]
         elif mt == "gemma2":
             hp["swa_layers"] = [l % 2 == 0 for l in range(n_layers)]

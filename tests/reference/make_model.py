@@ -319,13 +319,16 @@ def make_family(a):
     if f in ("gemma2", "gemma3"):
         cfg["query_pre_attn_scalar"] = a.q_scalar or hd
     if f == "gemma2":
-        caps = [float(x) for x in a.softcap.split(",")]
+        caps = [None, None] if a.softcap == "none" else [float(x) for x in a.softcap.split(",")]
         cfg.update(attn_logit_softcapping=caps[0], final_logit_softcapping=caps[1])
     if f == "gemma3":
         cfg.update(rope_local_base_freq=10000.0, sliding_window_pattern=a.swa_pattern or 6,
                    rope_scaling={"rope_type": "linear", "factor": 2.0})
     if a.window:
         cfg["sliding_window"] = a.window
+    if f == "gemma3" and a.layer_types:  # as newer transformers write it
+        pat = cfg.pop("sliding_window_pattern")
+        cfg["layer_types"] = ["sliding_attention" if (l + 1) % pat else "full_attention" for l in range(a.layers)]
     if f == "phi3" and a.partial_rotary:
         cfg["partial_rotary_factor"] = a.partial_rotary
     lr = None
@@ -356,7 +359,7 @@ def make_family(a):
     if f == "phi3" and a.partial_rotary:
         n_rot = int(hd * a.partial_rotary)
         meta.append(kv(arch + ".rope.dimension_count", T_U32, n_rot - n_rot % 2))
-    if a.window:
+    if a.window and (f != "qwen3" or cfg.get("use_sliding_window")):
         meta.append(kv(arch + ".attention.sliding_window", T_U32, a.window))
     if lr is not None:  # llama.cpp's tensors and keys for longrope
         ratio = a.ctx / a.longrope
@@ -367,8 +370,8 @@ def make_family(a):
     if f in ("gemma2", "gemma3"):
         meta.append(kv(arch + ".attention.scale", T_F32, float(cfg["query_pre_attn_scalar"]) ** -0.5))
     if f == "gemma2":
-        meta += [kv(arch + ".attn_logit_softcapping", T_F32, cfg["attn_logit_softcapping"]),
-                 kv(arch + ".final_logit_softcapping", T_F32, cfg["final_logit_softcapping"])]
+        meta += [kv(arch + ".attn_logit_softcapping", T_F32, cfg["attn_logit_softcapping"] or 0.0),
+                 kv(arch + ".final_logit_softcapping", T_F32, cfg["final_logit_softcapping"] or 0.0)]
     if f == "gemma3":
         meta += [kv(arch + ".rope.scaling.type", T_STR, "linear"), kv(arch + ".rope.scaling.factor", T_F32, 2.0)]
         if a.swa_pattern:
@@ -434,6 +437,7 @@ def main():
     ap.add_argument("--partial-rotary", type=float, default=None, help="phi3: partial_rotary_factor")
     ap.add_argument("--q-scalar", type=float, default=None, help="gemma2/3: query_pre_attn_scalar")
     ap.add_argument("--softcap", default="50,30", help="gemma2: attention and final logit soft-caps")
+    ap.add_argument("--layer-types", action="store_true", help="gemma3: layer_types instead of the pattern")
     ap.add_argument("--longrope", type=int, default=None, help="phi3: longrope with this original context")
     ap.add_argument("--cfg-unset", action="append", default=[], help="families: config.json field to leave out")
     ap.add_argument("--rope-base", type=float, default=None, help="default: key absent (llama), 1e6 (qwen2)")
