@@ -268,9 +268,12 @@ done
 if ! command -v tmux > /dev/null; then
     fail "tmux is not installed (Debian package tmux)"
 else
-    SOCK=$TMP/tmux.sock
+    SOCK=$(mktemp -u /tmp/owl-e2e-chat-tmux.XXXXXX) # short: a socket path has at most 107 bytes
     TM=(tmux -S "$SOCK")
-    cleanup() { "${TM[@]}" kill-server 2> /dev/null || true; }
+    cleanup() {
+        "${TM[@]}" kill-server 2> /dev/null || true
+        rm -f "$SOCK"
+    }
     trap cleanup EXIT
     # wait_for FILE PATTERN COUNT: until FILE has COUNT lines matching PATTERN (20 s)
     wait_for() {
