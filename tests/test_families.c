@@ -171,6 +171,25 @@ static void check_family(const char *name, const char *args, const char *arch, i
         snprintf(what, sizeof what, "%s converted", name);
         if (rc == 0) check_file(what, conv, arch, tok, ref, vocab, want_swa_layers);
         free(conv);
+        /* Q8_0 (owl quantize of the directory): fused and split matrices alike, loosely (weights and
+         * activations rounded to 8 bits give ~5e-2 on these random 2-layer models; a wrong row range ~1) */
+        char *q8 = with_ext(prefix, ".q8.gguf");
+        rc = run_cmd("'%s' quantize '%s' '%s' --type Q8_0 >/dev/null 2>&1", owl_bin(), hf, q8);
+        CHECKF(rc == 0, "%s: owl quantize failed (%d)", name, rc);
+        if (rc == 0) {
+            owl_model *qm = NULL;
+            owl_status qs = owl_model_load(q8, NULL, &qm);
+            CHECKF(qs == OWL_OK, "%s: Q8_0: %s", name, owl_last_error());
+            owl_ctx *qc = NULL;
+            if (!qs && (qs = owl_ctx_new(qm, N_TOK, &qc)) == OWL_OK) {
+                double e = eval_chunks(qc, tok, ref, vocab, NULL, 0);
+                CHECKF(e < 0.1, "%s: Q8_0: relative error %.3g", name, e);
+                fprintf(stderr, "%s Q8_0: %.3g (%s)\n", name, e, qm->layers[0].wq.dtype == OWL_Q8_0 ? "q8_0" : "?");
+                owl_ctx_free(qc);
+            }
+            owl_model_free(qm);
+        }
+        free(q8);
         /* the portable attention path (scores row by row) too */
         owl_cpu_force_scalar(true);
         snprintf(what, sizeof what, "%s gguf scalar", name);
