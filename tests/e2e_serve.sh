@@ -333,6 +333,18 @@ check "after SIGTERM the audit log verifies" "$OWL" audit verify "$AUD2"
 check "the audit log has the disconnect (499) and the finished request with its text" bash -c \
     "grep -q '\"status\":499' '$AUD2' && tail -1 '$AUD2' | grep -q '\"status\":200' && tail -1 '$AUD2' | grep -q '\"completion\":\"'"
 
+# per-request time limit
+export OWL_SERVE_TEST_STEP_DELAY_MS=20
+start_server s3 --no-auth --timeout 1 -c 512
+unset OWL_SERVE_TEST_STEP_DELAY_MS
+t0=$(date +%s%N)
+s=$(req "$TMP/to" POST /v1/completions "" '{"model":"stories260K","prompt":"Once","max_tokens":400}')
+t1=$(date +%s%N)
+errcheck "--timeout 1: a longer generation ends with 504" 504 "$s" "$TMP/to" timeout
+check "--timeout 1: answered within 4 s (the generation alone takes 8 s)" test $(((t1 - t0) / 1000000)) -lt 4000
+kill -TERM "$SPID"
+wait_exit "$SPID" 10
+
 check "no sanitizer report from the servers" bash -c "! grep -l 'Sanitizer\|runtime error' '$TMP'/s*.err"
 echo "e2e_serve: $pass passed, $failn failed"
 [[ $failn == 0 ]]
