@@ -81,6 +81,22 @@ errcheck() { # errcheck DESC EXPECTED_STATUS STATUS FILE [CODE]
         bad "$d (status $got, body $(head -c 300 "$f"))"
     fi
 }
+# ---- command-line errors: usage 2, runtime 1, a message naming the problem ----
+exit_is() { # exit_is CODE PATTERN COMMAND...
+    local want=$1 pat=$2
+    shift 2
+    "$@" >/dev/null 2>"$TMP/cli.err"
+    local rc=$?
+    [[ $rc == "$want" ]] && grep -q -- "$pat" "$TMP/cli.err"
+}
+check "serve without a model: 2" exit_is 2 "no model" "$OWL" serve
+check "serve --port 70000: 2" exit_is 2 "70000" "$OWL" serve "$MODEL" --port 70000
+check "serve --host nope: 1" exit_is 1 "nope" "$OWL" serve "$MODEL" --host nope --no-auth
+check "serve with a key database it cannot open: 1" exit_is 1 "/nonexistent/k.db" "$OWL" serve "$MODEL" --keys /nonexistent/k.db
+check "keys create without --name: 2" exit_is 2 "name" "$OWL" keys create
+check "keys with an unknown subcommand: 2" exit_is 2 "frob" "$OWL" keys frob
+check "audit verify of a missing file: 1" exit_is 1 "/nonexistent" "$OWL" audit verify /nonexistent
+
 # ---- keys ----
 DB=$TMP/keys.db
 K1=$("$OWL" keys create --name all --db "$DB" 2>/dev/null)
