@@ -339,6 +339,9 @@ errcheck "queue full: 429" 429 "$s" "$TMP/q" queue_full
 check "queue full carries Retry-After" grep -qi '^Retry-After: ' "$TMP/q.h"
 # SIGTERM while that request generates: it completes, the log verifies
 kill -TERM "$SPID"
+sleep 0.3
+h=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$PORT/health")
+check "after SIGTERM no new connection is accepted while the request finishes" bash -c "[[ '$h' == 000 ]] && kill -0 $SPID"
 wait "$CPID"
 wait_exit "$SPID" 20
 rc=$?
