@@ -161,6 +161,44 @@ RUN2=$("$OWL" run "$MODEL" -p "$P2" -n 60 --temp 0 -q -t 1)
 [[ "$PROMPT$(jget "$TMP/par1" 'j["choices"][0]["text"]')" == "$RUN1" && "$P2$(jget "$TMP/par2" 'j["choices"][0]["text"]')" == "$RUN2" ]]
 check "two concurrent requests in two slots each equal owl run" test $? -eq 0
 
+# logprobs: the prompt as token ids, greedy, against the NumPy float64 reference
+s=$(req "$TMP/lp" POST /v1/completions "$K1" '{"model":"stories260K","prompt":[1,403,407,261,378],"max_tokens":8,"temperature":0,"logprobs":5}')
+check "completions logprobs (token ids in) equal the reference log-softmax, top 5 sorted" \
+    "$PY" - "$MODEL" "$TMP/lp" "$OWL_SOURCE_DIR/tests/reference" <<'EOF'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+import llama_ref
+meta, W = llama_ref.read_gguf(sys.argv[1])
+hp = llama_ref.hparams_from_meta(meta, W)
+j = json.load(open(sys.argv[2]))
+c = j["choices"][0]
+lp = c["logprobs"]
+assert j["usage"]["prompt_tokens"] == 5 and len(lp["token_logprobs"]) == 8
+assert "".join(lp["tokens"]) == c["text"]
+assert lp["text_offset"] == [sum(len(t) for t in lp["tokens"][:i]) for i in range(8)]
+toks = [1, 403, 407, 261, 378]
+for i in range(8):
+    x = llama_ref.forward(W, hp, toks)[-1]
+    ls = x - (x.max() + np.log(np.exp(x - x.max()).sum()))
+    t = int(np.argmax(ls))
+    assert abs(lp["token_logprobs"][i] - ls[t]) < 1e-3, (i, lp["token_logprobs"][i], ls[t])
+    got = sorted(lp["top_logprobs"][i].values(), reverse=True)
+    want = np.sort(ls)[::-1][:5]
+    assert len(got) == 5 and np.abs(np.array(got) - want).max() < 1e-3, (got, want)
+    toks.append(t)
+EOF
+s=$(req "$TMP/lpc" POST /v1/chat/completions "$K1" '{"model":"stories260K","messages":[{"role":"user","content":"hi"}],"max_tokens":4,"temperature":0,"logprobs":true,"top_logprobs":3}')
+check "chat logprobs: token texts join to the answer, chosen = most likely at temperature 0" "$PY" - "$TMP/lpc" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))["choices"][0]
+content = c["logprobs"]["content"]
+assert "".join(e["token"] for e in content) == c["message"]["content"]
+for e in content:
+    assert bytes(e["bytes"]).decode() == e["token"] and len(e["top_logprobs"]) == 3
+    assert e["top_logprobs"][0]["logprob"] == e["logprob"] and e["logprob"] <= 0
+EOF
+
 # stop strings: the text ends before the first match, whole and streamed
 STOPJ="{\"model\":\"stories260K\",\"prompt\":\"$PROMPT\",\"max_tokens\":40,\"temperature\":0,\"stop\":[\"zzz\",\"little\"]"
 req "$TMP/st" POST /v1/completions "$K1" "$STOPJ}" >/dev/null

@@ -88,6 +88,7 @@ static int parse_common(json_t *body, owl_api_req *r, owl_api_err *err) {
     int k;
     r->temperature = 1.0f;
     r->top_p = 1.0f;
+    r->logprobs = -1;
     if ((k = get_num(body, "temperature", 0, 2, &d, err)) < 0) return err->status;
     if (k) r->temperature = (float)d;
     if ((k = get_num(body, "top_p", 0, 1, &d, err)) < 0) return err->status;
@@ -115,12 +116,6 @@ static int parse_common(json_t *body, owl_api_req *r, owl_api_err *err) {
         if (!r->stream) return BAD("stream_options", "'stream_options' is only allowed when 'stream' is true");
         if (get_bool(so, "include_usage", &r->include_usage, err) < 0) return err->status;
     }
-    json_t *lp = json_object_get(body, "logprobs");
-    if (lp && !json_is_null(lp) && !json_is_false(lp) && !(json_is_integer(lp) && json_integer_value(lp) == 0))
-        return BAD("logprobs", "'logprobs' is not supported by this server");
-    json_t *tlp = json_object_get(body, "top_logprobs");
-    if (tlp && !json_is_null(tlp)) return BAD("top_logprobs", "'top_logprobs' is not supported by this server");
-
     json_t *st = json_object_get(body, "stop");
     if (st && !json_is_null(st)) {
         if (json_is_string(st)) {
@@ -147,6 +142,14 @@ int owl_api_parse_chat(json_t *body, int max_messages, owl_api_req *r, json_t **
     if (!json_is_object(body)) return BAD(NULL, "the request body must be a JSON object");
     int s = parse_common(body, r, err);
     if (s) return s;
+    bool lp = false;
+    long long top = 0;
+    if (get_bool(body, "logprobs", &lp, err) < 0) return err->status;
+    int k = get_int(body, "top_logprobs", 0, 20, &top, err);
+    if (k < 0) return err->status;
+    if (k && !lp) return BAD("top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
+    if (lp && r->stream) return BAD("logprobs", "'logprobs' with 'stream' is not supported by this server");
+    if (lp) r->logprobs = (int)top;
     json_t *ms = json_object_get(body, "messages");
     if (!ms) return BAD("messages", "you must provide a 'messages' parameter");
     if (!json_is_array(ms)) return BAD("messages", "'messages' must be an array");
@@ -225,9 +228,23 @@ int owl_api_parse_completion(json_t *body, owl_api_req *r, char **prompt, owl_ap
     if (s) return s;
     json_t *p = json_object_get(body, "prompt");
     if (!p) return BAD("prompt", "you must provide a 'prompt' parameter");
-    if (json_is_array(p)) {
+    bool ids = json_is_array(p) && json_array_size(p) > 0;
+    for (size_t i = 0; ids && i < json_array_size(p); i++) ids = json_is_integer(json_array_get(p, i));
+    if (ids) { /* token ids */
+        size_t n = json_array_size(p);
+        if (n > (1u << 20)) return BAD("prompt", "'prompt' has %zu token ids; at most %u", n, 1u << 20);
+        r->prompt_ids = malloc(n * sizeof(int32_t));
+        if (!r->prompt_ids) return owl_api_fail(err, 500, "server_error", NULL, NULL, "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            json_int_t v = json_integer_value(json_array_get(p, i));
+            if (v < 0 || v > INT32_MAX) return BAD("prompt", "'prompt[%zu]' is %lld, not a token id", i, (long long)v);
+            r->prompt_ids[r->n_prompt_ids++] = (int32_t)v;
+        }
+        p = json_string("");
+        json_object_set_new(body, "_prompt", p); /* owned by body */
+    } else if (json_is_array(p)) {
         if (json_array_size(p) != 1 || !json_is_string(json_array_get(p, 0)))
-            return BAD("prompt", "'prompt' as an array must hold exactly one string (batches are not supported)");
+            return BAD("prompt", "'prompt' as an array must hold token ids or exactly one string (batches are not supported)");
         p = json_array_get(p, 0);
     }
     if (!json_is_string(p)) return BAD("prompt", "'prompt' must be a string");
@@ -240,6 +257,11 @@ int owl_api_parse_completion(json_t *body, owl_api_req *r, char **prompt, owl_ap
     int k = get_int(body, "best_of", 1, 128, &bo, err);
     if (k < 0) return err->status;
     if (k && bo != 1) return BAD("best_of", "'best_of' other than 1 is not supported by this server");
+    long long lpn = 0;
+    k = get_int(body, "logprobs", 0, 5, &lpn, err);
+    if (k < 0) return err->status;
+    if (k && r->stream) return BAD("logprobs", "'logprobs' with 'stream' is not supported by this server");
+    if (k) r->logprobs = (int)lpn;
     *prompt = strndup(json_string_value(p), json_string_length(p));
     if (!*prompt) return owl_api_fail(err, 500, "server_error", NULL, NULL, "out of memory");
     return 0;
@@ -290,6 +312,9 @@ int owl_api_parse_embeddings(json_t *body, char *model, size_t model_size, json_
 }
 
 void owl_api_req_free(owl_api_req *r) {
+    free(r->prompt_ids);
+    r->prompt_ids = NULL;
+    r->n_prompt_ids = 0;
     for (int i = 0; i < r->n_stops; i++) free(r->stops[i]);
     r->n_stops = 0;
 }
@@ -300,15 +325,16 @@ static json_t *usage_obj(int prompt, int completion) {
 }
 
 char *owl_api_response(bool chat, const char *id, long long created, const char *model, const char *text,
-                       size_t len, const char *finish, int prompt_tokens, int completion_tokens) {
+                       size_t len, const char *finish, int prompt_tokens, int completion_tokens, json_t *logprobs) {
+    if (!logprobs) logprobs = json_null();
     json_t *choice;
     json_t *t = json_stringn(text, len);
     if (!t) t = json_string(""); /* not UTF-8: should not happen, the decoder emits whole characters */
     if (chat)
-        choice = json_pack("{s:i,s:{s:s,s:o,s:n},s:n,s:s}", "index", 0, "message", "role", "assistant", "content", t,
-                           "refusal", "logprobs", "finish_reason", finish);
+        choice = json_pack("{s:i,s:{s:s,s:o,s:n},s:o,s:s}", "index", 0, "message", "role", "assistant", "content", t,
+                           "refusal", "logprobs", logprobs, "finish_reason", finish);
     else
-        choice = json_pack("{s:o,s:i,s:n,s:s}", "text", t, "index", 0, "logprobs", "finish_reason", finish);
+        choice = json_pack("{s:o,s:i,s:o,s:s}", "text", t, "index", 0, "logprobs", logprobs, "finish_reason", finish);
     json_t *j = json_pack("{s:s,s:s,s:I,s:s,s:[o],s:o,s:n}", "id", id, "object", chat ? "chat.completion" : "text_completion",
                           "created", (json_int_t)created, "model", model, "choices", choice, "usage",
                           usage_obj(prompt_tokens, completion_tokens), "system_fingerprint");

@@ -26,6 +26,9 @@ typedef struct owl_api_req {
     bool seed_given;
     uint64_t seed;
     bool stream, include_usage;
+    int logprobs; /* -1: none; else how many alternatives per token */
+    int32_t *prompt_ids; /* completions: the prompt given as token ids */
+    int n_prompt_ids;
     char *stops[4];
     int n_stops;
 } owl_api_req;
@@ -39,8 +42,9 @@ void owl_api_req_free(owl_api_req *r);
 int owl_api_parse_embeddings(json_t *body, char *model, size_t model_size, json_t **inputs, bool *base64,
                              owl_api_err *err);
 
+/* logprobs (NULL: null) is stolen. */
 char *owl_api_response(bool chat, const char *id, long long created, const char *model, const char *text,
-                       size_t len, const char *finish, int prompt_tokens, int completion_tokens);
+                       size_t len, const char *finish, int prompt_tokens, int completion_tokens, json_t *logprobs);
 
 enum { OWL_CHUNK_ROLE, OWL_CHUNK_TEXT, OWL_CHUNK_FINISH, OWL_CHUNK_USAGE };
 char *owl_api_chunk(bool chat, const char *id, long long created, const char *model, int kind, const char *text,

@@ -207,6 +207,19 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     }
     if (chat) {
         if (!chat_prompt(s, messages, &text, &ids, &n_ids, g, &e)) goto error;
+    } else if (r.prompt_ids) {
+        owl_model_info mi;
+        owl_model_get_info(s->model, &mi);
+        for (int i = 0; i < r.n_prompt_ids; i++)
+            if (r.prompt_ids[i] >= mi.n_vocab) {
+                owl_api_fail(&e, 400, "invalid_request_error", "prompt", NULL,
+                             "'prompt[%d]' is %d, outside the vocabulary of %d", i, (int)r.prompt_ids[i], mi.n_vocab);
+                goto error;
+            }
+        ids = r.prompt_ids;
+        n_ids = (size_t)r.n_prompt_ids;
+        r.prompt_ids = NULL;
+        r.n_prompt_ids = 0;
     } else if (owl_tokenize(s->tok, text, strlen(text), true, false, &ids, &n_ids) != OWL_OK) {
         owl_api_fail(&e, 400, "invalid_request_error", "prompt", NULL, "cannot tokenize the prompt: %.300s",
                      owl_last_error());
@@ -238,6 +251,7 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     g->n_prompt = (int)n_ids;
     g->max_tokens = r.max_tokens > 0 ? r.max_tokens : n_ctx - (int)n_ids;
     if (g->max_tokens > s->o->max_tokens_cap) g->max_tokens = s->o->max_tokens_cap;
+    g->top_logprobs = r.logprobs;
     g->sp.temperature = r.temperature;
     g->sp.top_p = r.top_p;
     g->sp.top_k = 0;
@@ -324,7 +338,8 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     c->finish = g->finish == OWL_FINISH_LENGTH ? "length" : "stop";
     ret = send_text(mc, c, 200, "application/json",
                     owl_api_response(chat, c->id, c->created, s->o->model_name, g->text ? g->text : "", g->len, c->finish,
-                                     g->n_prompt, g->n_gen),
+                                     g->n_prompt, g->n_gen,
+                                     g->top_logprobs >= 0 ? owl_serve_logprobs_json(s->tok, g, chat) : NULL),
                     0);
     goto out;
 error:

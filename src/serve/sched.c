@@ -7,6 +7,7 @@
  * steps. */
 #include "serve/serve.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ owl_gen *owl_gen_new(void) {
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     g->refs = 1;
+    g->top_logprobs = -1;
     owl_sampler_defaults(&g->sp);
     return g;
 }
@@ -31,6 +33,7 @@ void owl_gen_unref(owl_gen *g) {
     free(g->prompt);
     free(g->stop_ids);
     free(g->input_off);
+    free(g->lps);
     free(g->embedding);
     for (int i = 0; i < g->n_stops; i++) free(g->stops[i]);
     free(g->stops);
@@ -258,6 +261,8 @@ static bool slot_start(owl_sched *s, slot *sl) {
     return true;
 }
 
+static void record_logprobs(owl_gen *g, const float *logits, int n_vocab, int32_t t);
+
 /* One generation step of a slot; false when its request is over. */
 static bool slot_step(owl_sched *s, slot *sl, double t0) {
     owl_gen *g = sl->g;
@@ -307,6 +312,11 @@ static bool slot_step(owl_sched *s, slot *sl, double t0) {
         return false;
     }
     owl_sampler_accept(sl->smp, t);
+    if (g->top_logprobs >= 0) {
+        pthread_mutex_lock(&g->mu);
+        record_logprobs(g, owl_ctx_logits(sl->ctx, -1), s->n_vocab, t);
+        pthread_mutex_unlock(&g->mu);
+    }
     size_t n = 0;
     const char *piece = owl_detok_push(sl->dt, t, &n);
     pthread_mutex_lock(&g->mu);
@@ -338,6 +348,40 @@ static bool slot_step(owl_sched *s, slot *sl, double t0) {
     }
     sl->cache[sl->n_cache++] = t;
     return true;
+}
+
+/* Log-softmax of the raw logits at token t and the n most likely tokens. */
+static void record_logprobs(owl_gen *g, const float *logits, int n_vocab, int32_t t) {
+    if (g->n_gen >= g->cap_lps) {
+        int nc = g->cap_lps ? g->cap_lps * 2 : 64;
+        owl_gen_lp *nl = realloc(g->lps, (size_t)nc * sizeof *nl);
+        if (!nl) return;
+        g->lps = nl;
+        g->cap_lps = nc;
+    }
+    double mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - mx);
+    double lse = mx + log(sum);
+    owl_gen_lp *e = &g->lps[g->n_gen];
+    e->id = t;
+    e->lp = (float)((double)logits[t] - lse);
+    int k = g->top_logprobs < OWL_GEN_MAX_TOP ? g->top_logprobs : OWL_GEN_MAX_TOP;
+    if (k > n_vocab) k = n_vocab;
+    e->n_top = 0;
+    for (int i = 0; i < n_vocab && k > 0; i++) { /* insertion into a sorted list of k */
+        float v = logits[i];
+        if (e->n_top == k && v <= logits[e->top_id[k - 1]]) continue;
+        int j = e->n_top < k ? e->n_top++ : k - 1;
+        while (j > 0 && logits[e->top_id[j - 1]] < v) {
+            e->top_id[j] = e->top_id[j - 1];
+            j--;
+        }
+        e->top_id[j] = i;
+    }
+    for (int i = 0; i < e->n_top; i++) e->top_lp[i] = (float)((double)logits[e->top_id[i]] - lse);
 }
 
 static void *sched_main(void *arg) {

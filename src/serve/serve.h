@@ -86,6 +86,16 @@ char *owl_metrics_render(int queue_depth, int active_slots, int n_slots);
 
 /* ---- scheduler (sched.c) ---------------------------------------------- */
 
+/* Log-probabilities of one generated token (logprobs in the response). */
+#define OWL_GEN_MAX_TOP 20
+typedef struct owl_gen_lp {
+    int32_t id;
+    float lp;
+    int n_top;
+    int32_t top_id[OWL_GEN_MAX_TOP];
+    float top_lp[OWL_GEN_MAX_TOP];
+} owl_gen_lp;
+
 typedef enum owl_finish { OWL_FINISH_NONE, OWL_FINISH_STOP, OWL_FINISH_LENGTH, OWL_FINISH_ERROR } owl_finish;
 
 /* One generation request. The HTTP side fills the inputs, the scheduler the
@@ -101,6 +111,9 @@ typedef struct owl_gen {
     int32_t *stop_ids; /* tokens that end the answer besides EOS (chat: end of turn) */
     int n_stop_ids;
     double deadline_ms;   /* owl_time_ms() limit; 0 = none */
+    int top_logprobs;     /* -1: no logprobs; else also the n most likely tokens */
+    owl_gen_lp *lps;      /* n_gen entries when top_logprobs >= 0 */
+    int cap_lps;
     /* embeddings instead of generation: prompt holds n_inputs token lists,
      * input i at [input_off[i], input_off[i + 1]); embedding gets n_inputs x
      * n_embd floats */
@@ -137,6 +150,11 @@ bool owl_sched_submit(owl_sched *s, owl_gen *g);
 void owl_sched_cancel(owl_sched *s, owl_gen *g);
 void owl_sched_stats(owl_sched *s, int *queued, int *active);
 int owl_sched_ctx_size(const owl_sched *s);
+
+/* logprobs.c: the "logprobs" object of a response (chat or legacy
+ * completions form) from g->lps. */
+#include <jansson.h>
+json_t *owl_serve_logprobs_json(const owl_tokenizer *tok, const owl_gen *g, bool chat);
 
 /* ---- server (http.c) -------------------------------------------------- */
 
