@@ -6,16 +6,17 @@
  * limit (429 + Retry-After), body checked (400), model and key scope (404),
  * prompt built and tokenized, queued (429 when full), answered whole or as
  * server-sent events. The completion callback of every request writes the
- * audit line and the metrics and cancels generation the client left. */
+ * audit line and the metrics and cancels generation the client left.
+ * POST /v1/embeddings is in embed_route.c (shared declarations: http.h). */
 #include "chat/chat.h"
 #include "chat/conversation.h"
 #include "tokenizer/tokenizer.h"
 #include "serve/api.h"
+#include "serve/http.h"
 #include "serve/serve.h"
 
 #include <errno.h>
 #include <microhttpd.h>
-#include <openssl/evp.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
@@ -26,48 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct server {
-    const owl_server_opts *o;
-    owl_model *model;
-    const owl_tokenizer *tok;
-    owl_sched *sched;
-    owl_keydb *keys;
-    owl_ratelimit *rl;
-    owl_audit *audit;
-    char digest[65];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int in_flight;
-    unsigned long long next_id;
-} server;
-
-typedef struct conn {
-    server *srv;
-    char *body;
-    size_t len, cap;
-    bool too_big;
-    char route[40];
-    int status;
-    bool has_key;
-    owl_key_info key;
-    owl_gen *g;
-    bool chat, stream, include_usage;
-    char id[48];
-    long long created;
-    double t_start;
-    int fd;
-    const char *finish;
-    char *prompt_text; /* for --audit-content */
-    /* stream state */
-    int phase; /* 0 role, 1 text, 2 end */
-    size_t sent;
-    char *out;
-    size_t out_len, out_off;
-} conn;
-
 /* ---- helpers ---- */
 
-static enum MHD_Result send_text(struct MHD_Connection *mc, conn *c, int status, const char *ctype, char *body,
+enum MHD_Result owl_http_send_text(struct MHD_Connection *mc, conn *c, int status, const char *ctype, char *body,
                                  int retry_after) {
     if (!body) {
         body = strdup("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
@@ -90,15 +52,15 @@ static enum MHD_Result send_text(struct MHD_Connection *mc, conn *c, int status,
     return ret;
 }
 
-static enum MHD_Result send_err(struct MHD_Connection *mc, conn *c, const owl_api_err *e, int retry_after) {
-    return send_text(mc, c, e->status, "application/json", owl_api_error_json(e), retry_after);
+enum MHD_Result owl_http_send_err(struct MHD_Connection *mc, conn *c, const owl_api_err *e, int retry_after) {
+    return owl_http_send_text(mc, c, e->status, "application/json", owl_api_error_json(e), retry_after);
 }
 
-static enum MHD_Result fail(struct MHD_Connection *mc, conn *c, int status, const char *type, const char *param,
+enum MHD_Result owl_http_fail(struct MHD_Connection *mc, conn *c, int status, const char *type, const char *param,
                             const char *code, const char *msg) {
     owl_api_err e;
     owl_api_fail(&e, status, type, param, code, "%s", msg);
-    return send_err(mc, c, &e, 0);
+    return owl_http_send_err(mc, c, &e, 0);
 }
 
 static bool client_gone(int fd) {
@@ -107,7 +69,7 @@ static bool client_gone(int fd) {
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-static void model_name_check(server *s, conn *c, const char *model, owl_api_err *e) {
+void owl_http_model_check(server *s, conn *c, const char *model, owl_api_err *e) {
     if (strcmp(model, s->o->model_name) != 0 || (c->has_key && !owl_key_allows_model(&c->key, model)))
         owl_api_fail(e, 404, "invalid_request_error", "model", "model_not_found",
                      "The model '%.200s' does not exist or you do not have access to it.", model);
@@ -123,14 +85,14 @@ static int authorize(server *s, struct MHD_Connection *mc, conn *c, enum MHD_Res
     if (!h || strncmp(h, "Bearer ", 7) != 0) {
         owl_api_fail(&e, 401, "invalid_request_error", NULL, "invalid_api_key",
                      "You didn't provide an API key. Give it as 'Authorization: Bearer KEY'.");
-        *ret = send_err(mc, c, &e, 0);
+        *ret = owl_http_send_err(mc, c, &e, 0);
         return 1;
     }
     const char *k = h + 7;
     while (*k == ' ') k++;
     if (!s->keys || !owl_keydb_check(s->keys, k, &c->key)) {
         owl_api_fail(&e, 401, "invalid_request_error", NULL, "invalid_api_key", "Incorrect or revoked API key provided.");
-        *ret = send_err(mc, c, &e, 0);
+        *ret = owl_http_send_err(mc, c, &e, 0);
         return 1;
     }
     c->has_key = true;
@@ -139,7 +101,7 @@ static int authorize(server *s, struct MHD_Connection *mc, conn *c, enum MHD_Res
         owl_api_fail(&e, 429, "requests", NULL, "rate_limit_exceeded",
                      "Rate limit reached for key %lld (requests or tokens per minute). Try again in %d s.",
                      (long long)c->key.id, retry);
-        *ret = send_err(mc, c, &e, retry);
+        *ret = owl_http_send_err(mc, c, &e, retry);
         return 1;
     }
     return 0;
@@ -184,7 +146,7 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     if (!body) {
         char msg[300];
         snprintf(msg, sizeof msg, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-        return fail(mc, c, 400, "invalid_request_error", NULL, NULL, msg);
+        return owl_http_fail(mc, c, 400, "invalid_request_error", NULL, NULL, msg);
     }
     owl_api_req r;
     memset(&r, 0, sizeof r);
@@ -198,7 +160,7 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     owl_gen *g = NULL;
     enum MHD_Result ret;
     if (status) goto error;
-    model_name_check(s, c, r.model, &e);
+    owl_http_model_check(s, c, r.model, &e);
     if (e.status) goto error;
     g = owl_gen_new();
     if (!g) {
@@ -281,7 +243,7 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     if (!owl_sched_submit(s->sched, g)) {
         owl_api_fail(&e, 429, "server_overloaded", NULL, "queue_full",
                      "The server is busy (every slot and queue place is taken). Try again shortly.");
-        ret = send_err(mc, c, &e, 1);
+        ret = owl_http_send_err(mc, c, &e, 1);
         goto out;
     }
     c->g = g;
@@ -332,18 +294,18 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
         }
         owl_api_fail(&e, timeout ? 504 : 500, "server_error", NULL, timeout ? "timeout" : NULL, "generation failed: %.300s",
                      timeout ? "the request ran past the server's time limit" : g->err);
-        ret = send_err(mc, c, &e, 0);
+        ret = owl_http_send_err(mc, c, &e, 0);
         goto out;
     }
     c->finish = g->finish == OWL_FINISH_LENGTH ? "length" : "stop";
-    ret = send_text(mc, c, 200, "application/json",
+    ret = owl_http_send_text(mc, c, 200, "application/json",
                     owl_api_response(chat, c->id, c->created, s->o->model_name, g->text ? g->text : "", g->len, c->finish,
                                      g->n_prompt, g->n_gen,
                                      g->top_logprobs >= 0 ? owl_serve_logprobs_json(s->tok, g, chat) : NULL),
                     0);
     goto out;
 error:
-    ret = send_err(mc, c, &e, 0);
+    ret = owl_http_send_err(mc, c, &e, 0);
 out:
     if (g && g != c->g) owl_gen_unref(g);
     owl_api_req_free(&r);
@@ -459,136 +421,6 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     return (ssize_t)n;
 }
 
-/* POST /v1/embeddings: input as a string, strings, token ids or lists of
- * token ids; mean-pooled, L2-normalised final hidden states. */
-static enum MHD_Result embeddings(server *s, struct MHD_Connection *mc, conn *c) {
-    owl_api_err e = {0};
-    json_error_t je;
-    json_t *body = json_loadb(c->body ? c->body : "", c->len, 0, &je);
-    if (!body) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "the body is not valid JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-        return fail(mc, c, 400, "invalid_request_error", NULL, NULL, msg);
-    }
-    bool b64 = false;
-    json_t *in = NULL;
-    int n_ctx = owl_sched_ctx_size(s->sched);
-    owl_gen *g = NULL;
-    enum MHD_Result ret;
-    int32_t *ids = NULL;
-    size_t n_ids = 0, cap = 0;
-    char model[256] = "";
-    if (owl_api_parse_embeddings(body, model, sizeof model, &in, &b64, &e)) goto error;
-    model_name_check(s, c, model, &e);
-    if (e.status) goto error;
-    owl_model_info info;
-    owl_model_get_info(s->model, &info);
-    json_t *dims = json_object_get(body, "dimensions");
-    if (dims && !json_is_null(dims) && (!json_is_integer(dims) || json_integer_value(dims) != info.dim)) {
-        owl_api_fail(&e, 400, "invalid_request_error", "dimensions", NULL, "this model's embeddings have %d dimensions", info.dim);
-        goto error;
-    }
-    g = owl_gen_new();
-    if (!g || !(g->input_off = calloc(json_array_size(in) + 1, sizeof(int)))) {
-        owl_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-        goto error;
-    }
-    g->embed = true;
-    for (size_t i = 0; i < json_array_size(in); i++) {
-        json_t *x = json_array_get(in, i);
-        int32_t *t = NULL;
-        size_t nt = 0;
-        if (json_is_string(x)) {
-            if (owl_tokenize(s->tok, json_string_value(x), json_string_length(x), true, false, &t, &nt) != OWL_OK) {
-                owl_api_fail(&e, 400, "invalid_request_error", "input", NULL, "cannot tokenize input %zu: %.300s", i,
-                             owl_last_error());
-                goto error;
-            }
-        } else {
-            nt = json_array_size(x);
-            t = malloc((nt ? nt : 1) * sizeof *t);
-            for (size_t j = 0; t && j < nt; j++) {
-                json_int_t v = json_integer_value(json_array_get(x, j));
-                if (v < 0 || v >= info.n_vocab) {
-                    free(t);
-                    owl_api_fail(&e, 400, "invalid_request_error", "input", NULL,
-                                 "input %zu: token %lld is outside the vocabulary of %d", i, (long long)v, info.n_vocab);
-                    goto error;
-                }
-                t[j] = (int32_t)v;
-            }
-        }
-        if (!t || nt == 0 || nt > (size_t)n_ctx) {
-            free(t);
-            owl_api_fail(&e, 400, "invalid_request_error", "input", nt ? "context_length_exceeded" : NULL,
-                         "input %zu is %zu tokens; it must be 1 to %d", i, nt, n_ctx);
-            goto error;
-        }
-        if (n_ids + nt > cap) {
-            cap = (n_ids + nt) * 2;
-            int32_t *ni = realloc(ids, cap * sizeof *ids);
-            if (!ni) {
-                free(t);
-                owl_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
-                goto error;
-            }
-            ids = ni;
-        }
-        memcpy(ids + n_ids, t, nt * sizeof *t);
-        n_ids += nt;
-        free(t);
-        g->input_off[i + 1] = (int)n_ids;
-    }
-    g->n_inputs = (int)json_array_size(in);
-    g->prompt = ids;
-    g->n_prompt = (int)n_ids;
-    ids = NULL;
-    if (s->o->timeout_s > 0) g->deadline_ms = owl_time_ms() + s->o->timeout_s * 1e3;
-    if (!owl_sched_submit(s->sched, g)) {
-        owl_api_fail(&e, 429, "server_overloaded", NULL, "queue_full",
-                     "The server is busy (every slot and queue place is taken). Try again shortly.");
-        ret = send_err(mc, c, &e, 1);
-        goto out;
-    }
-    c->g = g;
-    pthread_mutex_lock(&g->mu);
-    while (!g->done) pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-    if (g->finish == OWL_FINISH_ERROR) {
-        owl_api_fail(&e, 500, "server_error", NULL, NULL, "embedding failed: %.300s", g->err);
-        goto error;
-    }
-    json_t *data = json_array();
-    for (int i = 0; i < g->n_inputs; i++) {
-        const float *v = g->embedding + (size_t)i * (size_t)g->n_embd;
-        json_t *emb;
-        if (b64) {
-            size_t nb = (size_t)g->n_embd * sizeof(float);
-            unsigned char *enc = malloc(4 * ((nb + 2) / 3) + 1);
-            if (enc) EVP_EncodeBlock(enc, (const unsigned char *)v, (int)nb);
-            emb = enc ? json_string((const char *)enc) : json_null();
-            free(enc);
-        } else {
-            emb = json_array();
-            for (int j = 0; j < g->n_embd; j++) json_array_append_new(emb, json_real(v[j]));
-        }
-        json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", i, "embedding", emb));
-    }
-    json_t *j = json_pack("{s:s,s:o,s:s,s:{s:i,s:i}}", "object", "list", "data", data, "model", s->o->model_name, "usage",
-                          "prompt_tokens", g->n_prompt, "total_tokens", g->n_prompt);
-    char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    ret = send_text(mc, c, 200, "application/json", txt, 0);
-    goto out;
-error:
-    ret = send_err(mc, c, &e, 0);
-out:
-    if (g && g != c->g) owl_gen_unref(g);
-    free(ids);
-    json_decref(body);
-    return ret;
-}
-
 /* ---- other routes ---- */
 
 static enum MHD_Result models(server *s, struct MHD_Connection *mc, conn *c) {
@@ -599,39 +431,39 @@ static enum MHD_Result models(server *s, struct MHD_Connection *mc, conn *c) {
     json_t *j = json_pack("{s:s,s:o}", "object", "list", "data", data);
     char *txt = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    return send_text(mc, c, 200, "application/json", txt, 0);
+    return owl_http_send_text(mc, c, 200, "application/json", txt, 0);
 }
 
 static enum MHD_Result dispatch(server *s, struct MHD_Connection *mc, conn *c, const char *url, const char *method) {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     enum MHD_Result ret;
-    if (strcmp(url, "/health") == 0 && get) return send_text(mc, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), 0);
+    if (strcmp(url, "/health") == 0 && get) return owl_http_send_text(mc, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), 0);
     if (strcmp(url, "/metrics") == 0 && get) {
         int q, a;
         owl_sched_stats(s->sched, &q, &a);
-        return send_text(mc, c, 200, "text/plain; version=0.0.4", owl_metrics_render(q, a, s->o->slots), 0);
+        return owl_http_send_text(mc, c, 200, "text/plain; version=0.0.4", owl_metrics_render(q, a, s->o->slots), 0);
     }
     bool chat = strcmp(url, "/v1/chat/completions") == 0, comp = strcmp(url, "/v1/completions") == 0,
          mod = strcmp(url, "/v1/models") == 0, emb = strcmp(url, "/v1/embeddings") == 0;
     bool mod1 = strncmp(url, "/v1/models/", 11) == 0;
     if (!chat && !comp && !mod && !mod1 && !emb) {
-        return fail(mc, c, 404, "invalid_request_error", NULL, "unknown_url", "Unknown request URL.");
+        return owl_http_fail(mc, c, 404, "invalid_request_error", NULL, "unknown_url", "Unknown request URL.");
     }
     if (((chat || comp || emb) && !post) || ((mod || mod1) && !get))
-        return fail(mc, c, 405, "invalid_request_error", NULL, "method_not_allowed", "Method not allowed for this URL.");
+        return owl_http_fail(mc, c, 405, "invalid_request_error", NULL, "method_not_allowed", "Method not allowed for this URL.");
     if (authorize(s, mc, c, &ret)) return ret;
     if (mod) return models(s, mc, c);
     if (mod1) {
         owl_api_err e = {0};
-        model_name_check(s, c, url + 11, &e);
-        if (e.status) return send_err(mc, c, &e, 0);
+        owl_http_model_check(s, c, url + 11, &e);
+        if (e.status) return owl_http_send_err(mc, c, &e, 0);
         json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "id", s->o->model_name, "object", "model", "created",
                               (json_int_t)time(NULL), "owned_by", "owl");
         char *txt = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        return send_text(mc, c, 200, "application/json", txt, 0);
+        return owl_http_send_text(mc, c, 200, "application/json", txt, 0);
     }
-    if (emb) return embeddings(s, mc, c);
+    if (emb) return owl_http_embeddings(s, mc, c);
     return generate(s, mc, c, chat);
 }
 
@@ -660,7 +492,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         if (cl && strtoull(cl, NULL, 10) > s->o->max_body) {
             char msg[160];
             snprintf(msg, sizeof msg, "The request body is larger than this server's limit of %zu bytes.", s->o->max_body);
-            return fail(mc, c, 413, "invalid_request_error", NULL, "request_too_large", msg);
+            return owl_http_fail(mc, c, 413, "invalid_request_error", NULL, "request_too_large", msg);
         }
         return MHD_YES;
     }
@@ -686,7 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (c->too_big) {
         char msg[160];
         snprintf(msg, sizeof msg, "The request body is larger than this server's limit of %zu bytes.", s->o->max_body);
-        return fail(mc, c, 413, "invalid_request_error", NULL, "request_too_large", msg);
+        return owl_http_fail(mc, c, 413, "invalid_request_error", NULL, "request_too_large", msg);
     }
     return dispatch(s, mc, c, url, method);
 }

@@ -3,8 +3,9 @@
  *
  * Files: audit.c (hash-chained JSON-lines log and its verifier), keys.c
  * (SQLite key store, per-key rate limits), sched.c (slots, queue, the
- * generation thread), metrics.c (Prometheus counters), http.c (routes,
- * request bodies, responses, libmicrohttpd). */
+ * generation thread), metrics.c (Prometheus counters), api.c (request
+ * bodies, response objects), logprobs.c, http.c + embed_route.c (routes,
+ * libmicrohttpd). */
 #ifndef OWL_SERVE_H
 #define OWL_SERVE_H
 
