@@ -90,3 +90,35 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *text, double
     *out = (float)v;
     return true;
 }
+
+int cli_gen_flag(const char *cmd, int argc, char **argv, int *i, const cli_gen_flags *f) {
+    const char *a = argv[*i];
+#define IS(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
+    enum { INT, FLOAT, SEED } kind;
+    int *iv = NULL;
+    float *fv = NULL;
+    long long imin = 0, imax = 0;
+    double fmin = 0, fmax = 0;
+    if (IS("-n", "--n-predict")) kind = INT, iv = f->n_predict, imin = -1, imax = 1 << 30;
+    else if (IS("-c", "--ctx-size")) kind = INT, iv = f->n_ctx, imin = 0, imax = 1 << 24;
+    else if (IS("-t", "--threads")) kind = INT, iv = f->threads, imin = 0, imax = 4096;
+    else if (IS("--top-k", "--top-k")) kind = INT, iv = &f->sp->top_k, imin = 0, imax = 1 << 30;
+    else if (IS("--repeat-last-n", "--repeat-last-n")) kind = INT, iv = f->repeat_last_n, imin = -1, imax = 1 << 24;
+    else if (IS("--temp", "--temperature")) kind = FLOAT, fv = &f->sp->temperature, fmin = 0.0, fmax = 1e6;
+    else if (IS("--top-p", "--top-p")) kind = FLOAT, fv = &f->sp->top_p, fmin = 0.0, fmax = 1.0;
+    else if (IS("--min-p", "--min-p")) kind = FLOAT, fv = &f->sp->min_p, fmin = 0.0, fmax = 1.0;
+    else if (IS("--repeat-penalty", "--repeat-penalty")) kind = FLOAT, fv = &f->sp->repeat_penalty, fmin = 1e-3, fmax = 1e3;
+    else if (IS("-s", "--seed")) kind = SEED;
+    else return 0;
+#undef IS
+    const char *v = cli_value(cmd, argc, argv, i);
+    if (!v) return -1;
+    bool ok;
+    if (kind == INT) ok = cli_parse_int(cmd, a, v, imin, imax, iv);
+    else if (kind == FLOAT) ok = cli_parse_float(cmd, a, v, fmin, fmax, fv);
+    else {
+        ok = cli_parse_u64(cmd, a, v, &f->sp->seed);
+        if (ok) *f->seed_given = true;
+    }
+    return ok ? 1 : -1;
+}

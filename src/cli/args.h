@@ -41,6 +41,17 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *text, long lon
 bool cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
 bool cli_parse_float(const char *cmd, const char *flag, const char *text, double min, double max, float *out);
 
+/* Flags shared by the commands that generate (run, chat): -n, -c, -t and
+ * the sampling flags. Each pointer receives its flag's value. */
+typedef struct cli_gen_flags {
+    int *n_predict, *n_ctx, *threads, *repeat_last_n;
+    owl_sampler_params *sp;
+    bool *seed_given;
+} cli_gen_flags;
+/* If argv[*i] is one of those flags, parses its value (advancing *i) and
+ * returns 1; returns 0 if it is not one of them, -1 after a usage message. */
+int cli_gen_flag(const char *cmd, int argc, char **argv, int *i, const cli_gen_flags *f);
+
 /* True if path names an existing file (not a directory); else a runtime
  * message naming `what` and the path, and false. */
 bool cli_readable_file(const char *cmd, const char *what, const char *path);

@@ -75,6 +75,7 @@ static int parse(int argc, char **argv, chat_opts *o) {
     o->n_predict = -1;
     o->repeat_last_n = o->sp.repeat_last_n;
     bool options_done = false;
+    const cli_gen_flags gen_flags = {&o->n_predict, &o->n_ctx, &o->threads, &o->repeat_last_n, &o->sp, &o->seed_given};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (options_done || a[0] != '-' || a[1] == 0) {
@@ -87,6 +88,9 @@ static int parse(int argc, char **argv, chat_opts *o) {
     do {                                                                  \
         if (!(v = cli_value(CMD, argc, argv, &i))) return CLI_EXIT_USAGE; \
     } while (0)
+        int gen = cli_gen_flag(CMD, argc, argv, &i, &gen_flags);
+        if (gen < 0) return CLI_EXIT_USAGE;
+        if (gen > 0) continue;
         if (strcmp(a, "--") == 0) {
             options_done = true;
         } else if (cli_is_help(a)) {
@@ -101,37 +105,6 @@ static int parse(int argc, char **argv, chat_opts *o) {
         } else if (strcmp(a, "--tokenizer") == 0) {
             VALUE();
             o->tokenizer = v;
-        } else if (FLAG("-n", "--n-predict")) {
-            VALUE();
-            if (!cli_parse_int(CMD, a, v, -1, 1 << 30, &o->n_predict)) return CLI_EXIT_USAGE;
-        } else if (FLAG("-c", "--ctx-size")) {
-            VALUE();
-            if (!cli_parse_int(CMD, a, v, 0, 1 << 24, &o->n_ctx)) return CLI_EXIT_USAGE;
-        } else if (FLAG("-t", "--threads")) {
-            VALUE();
-            if (!cli_parse_int(CMD, a, v, 0, 4096, &o->threads)) return CLI_EXIT_USAGE;
-        } else if (FLAG("--temp", "--temperature")) {
-            VALUE();
-            if (!cli_parse_float(CMD, a, v, 0.0, 1e6, &o->sp.temperature)) return CLI_EXIT_USAGE;
-        } else if (strcmp(a, "--top-k") == 0) {
-            VALUE();
-            if (!cli_parse_int(CMD, a, v, 0, 1 << 30, &o->sp.top_k)) return CLI_EXIT_USAGE;
-        } else if (strcmp(a, "--top-p") == 0) {
-            VALUE();
-            if (!cli_parse_float(CMD, a, v, 0.0, 1.0, &o->sp.top_p)) return CLI_EXIT_USAGE;
-        } else if (strcmp(a, "--min-p") == 0) {
-            VALUE();
-            if (!cli_parse_float(CMD, a, v, 0.0, 1.0, &o->sp.min_p)) return CLI_EXIT_USAGE;
-        } else if (strcmp(a, "--repeat-penalty") == 0) {
-            VALUE();
-            if (!cli_parse_float(CMD, a, v, 1e-3, 1e3, &o->sp.repeat_penalty)) return CLI_EXIT_USAGE;
-        } else if (strcmp(a, "--repeat-last-n") == 0) {
-            VALUE();
-            if (!cli_parse_int(CMD, a, v, -1, 1 << 24, &o->repeat_last_n)) return CLI_EXIT_USAGE;
-        } else if (FLAG("-s", "--seed")) {
-            VALUE();
-            if (!cli_parse_u64(CMD, a, v, &o->sp.seed)) return CLI_EXIT_USAGE;
-            o->seed_given = true;
         } else if (FLAG("-v", "--verbose")) {
             o->verbose = true;
         } else {
