@@ -36,39 +36,8 @@ static char *gen(const char *name, const char *args) {
     return prefix;
 }
 
-static int read_tokens(const char *path, int32_t *v, int cap) {
-    FILE *f = fopen(path, "r");
-    int n = 0, x;
-    if (!f) return 0;
-    while (n < cap && fscanf(f, "%d", &x) == 1) v[n++] = x;
-    fclose(f);
-    return n;
-}
 
-static double *read_f64(const char *path, size_t count) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    double *v = malloc(sizeof(double) * count);
-    size_t got = fread(v, sizeof(double), count, f);
-    fclose(f);
-    if (got != count) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
 
-/* ||got - ref|| / ||ref|| */
-static double rel_err(const float *got, const double *ref, int n) {
-    if (!got) return INFINITY;
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    return sqrt(num) / (sqrt(den) + 1e-300);
-}
 
 /* Worst relative error over all positions, evaluated in chunks of the given
  * sizes (n_sizes 0: one batch) with all logits. */
@@ -83,7 +52,7 @@ static double eval_chunks(owl_ctx *ctx, const int32_t *tok, const double *ref, i
         CHECKF(st == OWL_OK, "eval of %d tokens at %d: %s", n, i, owl_last_error());
         if (st) return INFINITY;
         for (int t = 0; t < n; t++) {
-            double e = rel_err(owl_ctx_logits(ctx, t), ref + (size_t)(i + t) * (size_t)vocab, vocab);
+            double e = test_rel_err(owl_ctx_logits(ctx, t), ref + (size_t)(i + t) * (size_t)vocab, vocab);
             if (!(e <= worst)) worst = e;
         }
         i += n;
@@ -116,7 +85,7 @@ static double check_file(const char *what, const char *path, const char *arch, c
         for (int i = 0; i < N_TOK; i++) {
             st = owl_ctx_eval(ctx, tok + i, 1, false);
             CHECKF(st == OWL_OK, "%s: eval token %d: %s", what, i, owl_last_error());
-            double e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)i * (size_t)vocab, vocab);
+            double e = test_rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)i * (size_t)vocab, vocab);
             if (!(e <= worst)) worst = e;
         }
         CHECKF(worst < TOL, "%s: token by token: relative error %.3g", what, worst);
@@ -133,7 +102,7 @@ static double check_file(const char *what, const char *path, const char *arch, c
         /* last logits only, after a truncation inside the window's reach */
         owl_ctx_truncate(ctx, 40);
         st = owl_ctx_eval(ctx, tok + 40, 24, false);
-        double e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
+        double e = test_rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
         CHECKF(st == OWL_OK && e < TOL, "%s: after truncate: relative error %.3g", what, e);
         if (!(e <= all)) all = e;
         fprintf(stderr, ", chunks %.3g, last %.3g\n", worst, e);
@@ -149,14 +118,19 @@ static void check_family(const char *name, const char *args, const char *arch, i
     if (!prefix) return;
     char *gguf = with_ext(prefix, ".gguf"), *hf = with_ext(prefix, ".hf"), *tpath = with_ext(prefix, ".tokens.txt"),
          *lpath = with_ext(prefix, ".logits.f64");
-    int32_t tok[N_TOK];
-    int n = read_tokens(tpath, tok, N_TOK);
-    CHECK(n == N_TOK);
+    int n = 0;
+    int32_t *tok = test_read_ids(tpath, &n);
+    CHECK(tok && n == N_TOK);
+    if (!tok || n != N_TOK) {
+        free(tok);
+        free(gguf), free(hf), free(tpath), free(lpath), free(prefix);
+        return;
+    }
     owl_model *m = NULL;
     int vocab = 0;
     if (owl_model_load(gguf, NULL, &m) == OWL_OK) vocab = m->hp.n_vocab;
     owl_model_free(m);
-    double *ref = vocab ? read_f64(lpath, (size_t)vocab * N_TOK) : NULL;
+    double *ref = vocab ? test_read_f64(lpath, (size_t)vocab * N_TOK) : NULL;
     CHECKF(ref != NULL, "%s: reference logits (%s)", name, owl_last_error());
     if (ref && n == N_TOK) {
         char what[96];
@@ -198,6 +172,7 @@ static void check_family(const char *name, const char *args, const char *arch, i
         fprintf(stderr, "%s: max relative error %.3g (GGUF), %.3g (HF directory), %.3g (scalar)\n", name, e1, e2, e3);
     }
     free(ref);
+    free(tok);
     free(gguf);
     free(hf);
     free(tpath);

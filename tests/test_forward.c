@@ -33,41 +33,8 @@ static char *with_ext(const char *prefix, const char *ext) {
     return p;
 }
 
-static int32_t *read_tokens(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
-    *n = 0;
-    if (!f) return NULL;
-    int32_t *v = malloc(sizeof(int32_t) * 4096);
-    int x;
-    while (*n < 4096 && fscanf(f, "%d", &x) == 1) v[(*n)++] = x;
-    fclose(f);
-    return v;
-}
 
-static double *read_f64(const char *path, size_t count) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    double *v = malloc(sizeof(double) * count);
-    size_t got = fread(v, sizeof(double), count, f);
-    fclose(f);
-    if (got != count) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
 
-/* ||got - ref|| / ||ref|| */
-static double rel_err(const float *got, const double *ref, int n) {
-    if (!got) return INFINITY;
-    double num = 0, den = 0;
-    for (int i = 0; i < n; i++) {
-        double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += ref[i] * ref[i];
-    }
-    return sqrt(num) / (sqrt(den) + 1e-300);
-}
 
 /* Evaluates tokens[from, to) in chunks of the given sizes (all logits) and
  * returns the worst relative error against the reference rows. */
@@ -83,7 +50,7 @@ static double eval_chunks(owl_ctx *ctx, const int32_t *tok, const double *ref, i
         CHECKF(st == OWL_OK, "eval of %d tokens at %d: %s", n, i, owl_last_error());
         if (st) return INFINITY;
         for (int t = 0; t < n; t++) {
-            double e = rel_err(owl_ctx_logits(ctx, t), ref + (size_t)(i + t) * (size_t)vocab, vocab);
+            double e = test_rel_err(owl_ctx_logits(ctx, t), ref + (size_t)(i + t) * (size_t)vocab, vocab);
             if (!(e <= worst)) worst = e;
         }
         i += n;
@@ -100,7 +67,7 @@ static void check_model(const char *name, const char *args, double tol, int n_he
     owl_status st = owl_model_load(gguf, NULL, &m);
     CHECKF(st == OWL_OK, "%s: load: %s", name, owl_last_error());
     int n_tok = 0;
-    int32_t *tok = read_tokens(tpath, &n_tok);
+    int32_t *tok = test_read_ids(tpath, &n_tok);
     CHECK(n_tok == 64);
     if (st || n_tok != 64) goto done;
 
@@ -111,7 +78,7 @@ static void check_model(const char *name, const char *args, double tol, int n_he
     CHECK(owl_model_tokenizer(m) != NULL);
     CHECK(info.bytes_per_token > 0 && info.bytes_per_token < info.weight_bytes + 1);
     const int vocab = info.n_vocab;
-    double *ref = read_f64(lpath, (size_t)vocab * 64);
+    double *ref = test_read_f64(lpath, (size_t)vocab * 64);
     CHECKF(ref != NULL, "%s: reference logits", name);
     if (!ref) goto done;
 
@@ -126,7 +93,7 @@ static void check_model(const char *name, const char *args, double tol, int n_he
     for (int i = 0; i < 64; i++) {
         st = owl_ctx_eval(ctx, tok + i, 1, false);
         CHECKF(st == OWL_OK, "%s: eval token %d: %s", name, i, owl_last_error());
-        double e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)i * (size_t)vocab, vocab);
+        double e = test_rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)i * (size_t)vocab, vocab);
         if (!(e <= worst)) worst = e;
     }
     CHECK(owl_ctx_pos(ctx) == 64);
@@ -154,7 +121,7 @@ static void check_model(const char *name, const char *args, double tol, int n_he
     CHECK(owl_ctx_pos(ctx) == 40);
     st = owl_ctx_eval(ctx, tok + 40, 24, false);
     CHECK(st == OWL_OK);
-    double e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
+    double e = test_rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
     CHECKF(e < tol, "%s: after truncate: relative error %.3g", name, e);
     CHECK(owl_ctx_logits(ctx, 0) == NULL);
     CHECK(owl_ctx_logits(ctx, 23) == owl_ctx_logits(ctx, -1));
@@ -167,10 +134,10 @@ static void check_model(const char *name, const char *args, double tol, int n_he
     fprintf(stderr, ", ubatch 7 %.3g\n", worst);
     owl_ctx_truncate(ctx, 0);
     st = owl_ctx_eval(ctx, tok, 62, false); /* last micro-batch: 6 tokens, only the last one's logits */
-    e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)61 * (size_t)vocab, vocab);
+    e = test_rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)61 * (size_t)vocab, vocab);
     CHECKF(st == OWL_OK && e < tol, "%s: 62 tokens in micro-batches of 7, last logits: relative error %.3g", name, e);
     st = owl_ctx_eval(ctx, tok + 62, 2, false);
-    e = rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
+    e = test_rel_err(owl_ctx_logits(ctx, -1), ref + (size_t)63 * (size_t)vocab, vocab);
     CHECKF(st == OWL_OK && e < tol, "%s: 2 more tokens: relative error %.3g", name, e);
 
     /* the context is full now */
@@ -269,7 +236,7 @@ static void check_bad_calls(void) {
 /* stories260K from BOS, greedy: llama2.c's 200 ids. */
 static void check_stories(const char *path, const char *tok_path) {
     int n_want = 0;
-    int32_t *want = read_tokens(testdata_path("vectors/stories260K/greedy_n200.ids.txt"), &n_want);
+    int32_t *want = test_read_ids(testdata_path("vectors/stories260K/greedy_n200.ids.txt"), &n_want);
     CHECK(n_want == 200);
     owl_model_params params = {.tokenizer_path = tok_path};
     owl_model *m = NULL;
@@ -324,7 +291,7 @@ static void check_wp(void) {
     int rc = run_cmd("%s %s '%s' '%s' '%s'", test_python(), source_path("tests/reference/llama_ref.py"),
                      testdata_path("models/wp/hf"), tpath, rpath);
     CHECKF(rc == 0, "llama_ref.py on wp/hf failed (%d)", rc);
-    double *ref = rc == 0 ? read_f64(rpath, (size_t)vocab * (size_t)n) : NULL;
+    double *ref = rc == 0 ? test_read_f64(rpath, (size_t)vocab * (size_t)n) : NULL;
     static const struct {
         const char *file;
         double tol;
@@ -351,7 +318,7 @@ static void check_wp(void) {
             for (int i = 0; i < n; i++) {
                 const float *lg = owl_ctx_logits(ctx, i);
                 const double *r = ref + (size_t)i * (size_t)vocab;
-                double e = rel_err(lg, r, vocab);
+                double e = test_rel_err(lg, r, vocab);
                 mean += e / n;
                 if (!(e <= worst)) worst = e;
                 int a = 0, b = 0;

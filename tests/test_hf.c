@@ -268,29 +268,7 @@ static void test_wp(void) {
 
 /* ---- random directories against the NumPy reference ---- */
 
-static int32_t *read_tokens(const char *path, int *n) {
-    FILE *f = fopen(path, "r");
-    *n = 0;
-    if (!f) return NULL;
-    int32_t *v = malloc(sizeof(int32_t) * 4096);
-    int x;
-    while (*n < 4096 && fscanf(f, "%d", &x) == 1) v[(*n)++] = x;
-    fclose(f);
-    return v;
-}
 
-static double *read_f64(const char *path, size_t count) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    double *v = malloc(sizeof(double) * count);
-    size_t got = fread(v, sizeof(double), count, f);
-    fclose(f);
-    if (got != count) {
-        free(v);
-        return NULL;
-    }
-    return v;
-}
 
 static void random_case(const char *name, const char *args, int vocab, double tol) {
     char *dir = path_join(tmp, name);
@@ -306,8 +284,8 @@ static void random_case(const char *name, const char *args, int vocab, double to
     snprintf(lp, sizeof lp, "%s.logits.f64", dir);
     snprintf(gp, sizeof gp, "%s.gguf", dir);
     int n;
-    int32_t *toks = read_tokens(tp, &n);
-    double *ref = toks ? read_f64(lp, (size_t)n * (size_t)vocab) : NULL;
+    int32_t *toks = test_read_ids(tp, &n);
+    double *ref = toks ? test_read_f64(lp, (size_t)n * (size_t)vocab) : NULL;
     CHECK(ref != NULL);
     int v = 0;
     float *got = ref ? all_logits(dir, toks, n, &v) : NULL;

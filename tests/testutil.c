@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,3 +123,38 @@ uint64_t test_rand_u64(uint64_t *s) {
 }
 
 float test_rand_f32(uint64_t *s) { return (float)((double)(test_rand_u64(s) >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+
+int32_t *test_read_ids(const char *path, int *n) {
+    FILE *f = fopen(path, "r");
+    *n = 0;
+    if (!f) return NULL;
+    int32_t *v = malloc(sizeof(int32_t) * 4096);
+    int x;
+    while (v && *n < 4096 && fscanf(f, "%d", &x) == 1) v[(*n)++] = x;
+    fclose(f);
+    return v;
+}
+
+double *test_read_f64(const char *path, size_t count) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    double *v = malloc(sizeof(double) * (count ? count : 1));
+    size_t got = v ? fread(v, sizeof(double), count, f) : 0;
+    fclose(f);
+    if (got != count) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+double test_rel_err(const float *got, const double *ref, int n) {
+    if (!got) return INFINITY;
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num) / (sqrt(den) + 1e-300);
+}

@@ -51,6 +51,13 @@ const char *owl_bin(void);
 const char *test_python(void);
 /* $OWL_SOURCE_DIR/rel */
 const char *source_path(const char *rel);
+/* Reference data the Python generators write: whitespace-separated token
+ * ids (malloc'd, at most 4096, count in *n; NULL if unreadable) and exactly
+ * `count` little-endian float64 values (malloc'd; NULL if short). */
+int32_t *test_read_ids(const char *path, int *n);
+double *test_read_f64(const char *path, size_t count);
+/* ||got - ref|| / ||ref||; infinity when got is NULL. */
+double test_rel_err(const float *got, const double *ref, int n);
 /* Deterministic random numbers for tests. */
 uint64_t test_rand_u64(uint64_t *state);
 float test_rand_f32(uint64_t *state); /* uniform in [-1, 1) */
