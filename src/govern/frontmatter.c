@@ -475,6 +475,13 @@ owl_status owl_frontmatter_parse(const char *name, const char *text, size_t len,
         if (slot && kind == 'f') {
             if (is_lic) out->license_is_list = true;
             free(v.p);
+        } else if (slot && kind == 's' && *slot) {
+            /* the same key again (e.g. under a name the duplicate check does not track) */
+            free(v.p);
+            char msg[64];
+            snprintf(msg, sizeof msg, "'%.*s' given twice", (int)kl, f.lines[key_line].s);
+            st = fm_err(&f, key_line, msg);
+            goto done;
         } else if (slot && kind == 's') {
             /* trim */
             size_t a = 0, b = v.n;
