@@ -134,6 +134,10 @@ int main(void) {
     ERR(wrapped, "nested deeper", NULL);
     free(wrapped);
     free(deep);
+    /* values that contain themselves: printed or dumped, an error, not a stack overflow */
+    ERR("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns }}", "contain itself", NULL);
+    ERR("{% set ns = namespace(a=1) %}{% set ns.a = [ns] %}{{ ns.a }}", "contain itself", NULL);
+    ERR("{% set ns = namespace(a=1) %}{% set ns.a = {'k': ns} %}{{ ns.a|string }}", "contain itself", NULL);
     size_t big = OWL_TEMPLATE_MAX_SOURCE + 1;
     char *huge = malloc(big + 1);
     memset(huge, 'a', big);

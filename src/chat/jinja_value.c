@@ -452,35 +452,45 @@ static bool write_str_repr_c(jbuf *b, const char *s) {
     return ok;
 }
 
-static bool write_seq(jbuf *b, jval v) {
+static bool write_common(jbuf *b, jval v, bool repr, int level);
+
+static bool write_seq(jbuf *b, jval v, int level) {
     const jlist *l = v.u.l;
     if (v.tuple >= 3) { /* dict_items([...]) */
         const char *name = jv_type_name(v);
         jval inner = v;
         inner.tuple = 0;
-        return jbuf_add(b, name, strlen(name)) && jbuf_addc(b, '(') && write_seq(b, inner) && jbuf_addc(b, ')');
+        return jbuf_add(b, name, strlen(name)) && jbuf_addc(b, '(') && write_seq(b, inner, level) && jbuf_addc(b, ')');
     }
     if (!jbuf_addc(b, v.tuple ? '(' : '[')) return false;
     for (size_t i = 0; i < l->n; i++) {
         if (i && !jbuf_add(b, ", ", 2)) return false;
-        if (!jv_write_repr(b, l->v[i])) return false;
+        if (!write_common(b, l->v[i], true, level + 1)) return false;
     }
     if (v.tuple && l->n == 1 && !jbuf_addc(b, ',')) return false;
     return jbuf_addc(b, v.tuple ? ')' : ']');
 }
 
-static bool write_dict(jbuf *b, const jdict *d) {
+static bool write_dict(jbuf *b, const jdict *d, int level) {
     if (!jbuf_addc(b, '{')) return false;
     for (size_t i = 0; i < d->n; i++) {
         if (i && !jbuf_add(b, ", ", 2)) return false;
-        if (!jv_write_repr(b, d->k[i]) || !jbuf_add(b, ": ", 2) || !jv_write_repr(b, d->v[i]))
+        if (!write_common(b, d->k[i], true, level + 1) || !jbuf_add(b, ": ", 2) ||
+            !write_common(b, d->v[i], true, level + 1))
             return false;
     }
     return jbuf_addc(b, '}');
 }
 
-static bool write_common(jbuf *b, jval v, bool repr) {
+/* level counts containers entered: a list or dict that holds itself (through
+   namespace attributes or append) stops here instead of exhausting the stack. */
+static bool write_common(jbuf *b, jval v, bool repr, int level) {
     char tmp[32];
+    if (level > OWL_TEMPLATE_MAX_NESTING) {
+        owl_errorf(OWL_ERR_RANGE, "printing a value nested deeper than %d (does a list or dict contain itself?)",
+                   OWL_TEMPLATE_MAX_NESTING);
+        return false;
+    }
     switch (v.t) {
     case JV_UNDEF: return repr ? jbuf_add(b, "Undefined", 9) : true;
     case JV_NONE: return jbuf_add(b, "None", 4);
@@ -496,9 +506,9 @@ static bool write_common(jbuf *b, jval v, bool repr) {
             owl_errorf(OWL_ERR_UNSUPPORTED, "printing a generator (the result of map, select, items, reverse...) is not supported; add |list");
             return false;
         }
-        return write_seq(b, v);
-    case JV_DICT: return write_dict(b, v.u.d);
-    case JV_NS: return jbuf_add(b, "<Namespace ", 11) && write_dict(b, v.u.d) && jbuf_addc(b, '>');
+        return write_seq(b, v, level);
+    case JV_DICT: return write_dict(b, v.u.d, level);
+    case JV_NS: return jbuf_add(b, "<Namespace ", 11) && write_dict(b, v.u.d, level) && jbuf_addc(b, '>');
     case JV_LOOP:
         return jbuf_addf(b, "<LoopContext %lld/%lld>", (long long)v.u.loop->index0 + 1,
                          (long long)v.u.loop->length);
@@ -512,8 +522,8 @@ static bool write_common(jbuf *b, jval v, bool repr) {
     }
 }
 
-bool jv_write_str(jbuf *b, jval v) { return write_common(b, v, false); }
-bool jv_write_repr(jbuf *b, jval v) { return write_common(b, v, true); }
+bool jv_write_str(jbuf *b, jval v) { return write_common(b, v, false, 0); }
+bool jv_write_repr(jbuf *b, jval v) { return write_common(b, v, true, 0); }
 
 bool jv_to_str(jmem *m, jval v, jstr **out) {
     if (v.t == JV_STR) {
