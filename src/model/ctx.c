@@ -123,6 +123,7 @@ void owl_ctx_free(owl_ctx *c) {
     free(c->rope_cs_swa);
     free(c->rope_inv_swa);
     free(c->logits);
+    free(c->lora_tmp);
     free(c);
 }
 
@@ -162,10 +163,14 @@ owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logit
         const bool last = t0 + nb == n;
         owl_status st = owl_model_forward(c, tokens + t0, nb, !all_logits);
         if (st) return st;
-        if (all_logits)
+        if (all_logits) {
             owl_matmul(&m->output, c->h, c->logits + (size_t)t0 * (size_t)vocab, nb);
-        else if (last)
+            st = owl_lora_add(c, -1, OWL_PROJ_Q, c->h, c->logits + (size_t)t0 * (size_t)vocab, nb);
+        } else if (last) {
             owl_matmul(&m->output, c->h, c->logits, 1);
+            st = owl_lora_add(c, -1, OWL_PROJ_Q, c->h, c->logits, 1);
+        }
+        if (st) return st;
     }
     for (int r = 0; m->hp.final_softcap > 0 && r < (all_logits ? n : 1); r++) /* Gemma 2 */
         owl_softcap(c->logits + (size_t)r * (size_t)vocab, vocab, m->hp.final_softcap);

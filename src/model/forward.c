@@ -86,6 +86,8 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
         owl_status st = owl_to_f32(m->tok_embd.dtype, row, c->x + (size_t)t * (size_t)dim, dim);
         if (st) return owl_error_prefix(st, "embedding of token %d", (int)tokens[t]);
     }
+    owl_status st = owl_lora_add_embd(c, tokens, c->x, n);
+    if (st) return st;
     if (m->arch->embd_scale) { /* Gemma: times sqrt(dim), rounded to float as Hugging Face does */
         const float s = sqrtf((float)dim);
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) c->x[i] *= s;
@@ -114,6 +116,11 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
         owl_matmul(&L->wq, in + (size_t)t0 * (size_t)dim, c->q, nq);
         owl_matmul(&L->wk, in, kc, n);
         owl_matmul(&L->wv, in, vc, n);
+        if (c->lora.n) {
+            if ((st = owl_lora_add(c, l, OWL_PROJ_Q, in + (size_t)t0 * (size_t)dim, c->q, nq)) ||
+                (st = owl_lora_add(c, l, OWL_PROJ_K, in, kc, n)) || (st = owl_lora_add(c, l, OWL_PROJ_V, in, vc, n)))
+                return st;
+        }
         add_bias(c->q, L->bq, nq, qd);
         add_bias(kc, L->bk, n, kvd);
         add_bias(vc, L->bv, n, kvd);
@@ -135,6 +142,7 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
         owl_model_attention(c, l, pos0 + t0, nq);
         if (t0) memmove(c->x, c->x + (size_t)t0 * (size_t)dim, sizeof(float) * (size_t)dim);
         owl_matmul(&L->wo, c->att, c->o, nq);
+        if (c->lora.n && (st = owl_lora_add(c, l, OWL_PROJ_O, c->att, c->o, nq))) return st;
         if (L->post_attn_norm) norm_rows(c->o, c->o, L->post_attn_norm, nq, dim, hp->eps, nt);
         add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
 
@@ -146,6 +154,9 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
         }
         owl_matmul(&L->w_gate, in, c->gate, nq);
         owl_matmul(&L->w_up, in, c->up, nq);
+        if (c->lora.n && ((st = owl_lora_add(c, l, OWL_PROJ_GATE, in, c->gate, nq)) ||
+                          (st = owl_lora_add(c, l, OWL_PROJ_UP, in, c->up, nq))))
+            return st;
         const bool geglu = m->arch->act == OWL_ACT_GEGLU;
 #pragma omp parallel for num_threads(nt) if (nq >= 8)
         for (int t = 0; t < nq; t++) {
@@ -156,6 +167,7 @@ owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last
                 owl_swiglu(c->gate + off, c->gate + off, c->up + off, ffn);
         }
         owl_matmul(&L->w_down, c->gate, c->o, nq);
+        if (c->lora.n && (st = owl_lora_add(c, l, OWL_PROJ_DOWN, c->gate, c->o, nq))) return st;
         if (L->post_ffw_norm) norm_rows(c->o, c->o, L->post_ffw_norm, nq, dim, hp->eps, nt);
         add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
         n_out = nq;

@@ -93,6 +93,48 @@ struct owl_model {
  * parameters, every tensor checked for presence, dtype and shape. */
 owl_status owl_model_bind(owl_model *m);
 
+/* ---- low-rank deltas on the projections (lora_apply.c) ----
+ * The math of LoRA at run time lives here so that the forward pass can call
+ * it; reading, checking, merging and training adapters is adapt/'s job.
+ * A pair adds scale * B (A x) to a projection's output: A is rank x in
+ * (owl_mat rows = rank), B is out x rank. An unused pair has a.data NULL. */
+typedef enum owl_proj {
+    OWL_PROJ_Q, OWL_PROJ_K, OWL_PROJ_V, OWL_PROJ_O, OWL_PROJ_GATE, OWL_PROJ_UP, OWL_PROJ_DOWN,
+    OWL_PROJ_LAYER_COUNT
+} owl_proj;
+
+typedef struct owl_lora_pair {
+    owl_mat a, b;
+} owl_lora_pair;
+
+typedef struct owl_lora_weights {
+    float scale;          /* alpha / rank, or alpha / sqrt(rank) with rsLoRA */
+    owl_lora_pair *layer; /* n_layers x OWL_PROJ_LAYER_COUNT, indexed [l * OWL_PROJ_LAYER_COUNT + p] */
+    owl_lora_pair output; /* the head: a is rank x dim, b is vocab x rank */
+    owl_lora_pair embd;   /* embeddings: a is vocab x rank (row t = A's column t), b is dim x rank */
+} owl_lora_weights;
+
+#define OWL_LORA_MAX 8 /* adapters applied at once */
+
+/* The adapters a context applies, each with its own user scale (times the
+ * adapter's own scale). n = 0: none, the base model exactly. */
+typedef struct owl_lora_set {
+    int n;
+    const owl_lora_weights *w[OWL_LORA_MAX];
+    float scale[OWL_LORA_MAX];
+} owl_lora_set;
+
+/* Checks every pair of every adapter in set against the model's shapes
+ * (in, out, and a.rows == b.cols) and installs the set on the context (a
+ * copy of the set; the weights must outlive their use). Errors name the
+ * layer and projection. */
+owl_status owl_ctx_set_lora(owl_ctx *ctx, const owl_lora_set *set);
+/* y (n rows of the projection's out) += the deltas of ctx's adapters for
+ * layer l's projection p (l = -1: the output head) on x (n rows of in). */
+owl_status owl_lora_add(owl_ctx *ctx, int l, owl_proj p, const float *x, float *y, int n);
+/* x (n rows of dim) += the embedding deltas of tokens. */
+owl_status owl_lora_add_embd(owl_ctx *ctx, const int32_t *tokens, float *x, int n);
+
 /* ---- context (ctx.c) and forward pass (forward.c, attention.c) ---- */
 
 struct owl_ctx {
@@ -123,6 +165,9 @@ struct owl_ctx {
     int n_logits;       /* rows held */
     int last_n;         /* tokens in the last eval */
     bool last_all;
+    owl_lora_set lora;  /* adapters applied (n = 0: none) */
+    float *lora_tmp;    /* their scratch, lora_tmp_cap floats */
+    size_t lora_tmp_cap;
 };
 
 /* Runs tokens [0, n) (n <= ctx->n_ub) at positions ctx->pos... through all
