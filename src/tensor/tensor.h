@@ -82,6 +82,13 @@ void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int6
  * quantized types tensor/quant supports). Others give NaN outputs. */
 bool owl_matmul_supported(owl_dtype t);
 
+/* The transposed product of the backward pass: dX[t][c] (+)= sum_r dY[t][r]
+ * W[r][c] for t < n_tok, c < W->cols (dY: n_tok x W->rows floats, dX: n_tok
+ * x W->cols floats). acc: add into dX instead of overwriting it. Any type
+ * owl_matmul supports (rows are converted to float); spread over
+ * owl_threads() threads, the same result for the same number of threads. */
+owl_status owl_matmul_t(const owl_mat *W, const float *dY, float *dX, int n_tok, bool acc);
+
 /* Dot product of n elements: a of type t, b float. */
 float owl_dot_f32(owl_dtype t, const void *a, const float *b, int64_t n);
 
