@@ -97,6 +97,22 @@ const float *owl_ctx_logits(const owl_ctx *ctx, int i);
  * the logits. */
 owl_status owl_ctx_embed(owl_ctx *ctx, const int32_t *tokens, int n, float *out);
 
+/* ---- LoRA adapters ------------------------------------------------------ */
+
+typedef struct owl_lora owl_lora;
+
+/* Loads a LoRA adapter for model: a PEFT directory (adapter_config.json +
+ * adapter_model.safetensors), its .safetensors file, or a llama.cpp GGUF
+ * adapter. Checked against the model (architecture, tensor names, shapes,
+ * ranks, finite values) with an error naming the tensor or key. The
+ * adapter keeps a pointer to model: free it first. */
+owl_status owl_lora_load(const owl_model *model, const char *path, owl_lora **out);
+void owl_lora_free(owl_lora *lora);
+/* Applies n adapters (n = 0: none, the base model exactly) to ctx's next
+ * evaluations, adapter i with its own scale times scales[i] (NULL: all 1).
+ * The adapters must be loaded for ctx's model and outlive their use. */
+owl_status owl_ctx_set_adapters(owl_ctx *ctx, const owl_lora *const *adapters, const float *scales, int n);
+
 /* ---- tokenizer -------------------------------------------------------- */
 
 /* Loads a standalone tokenizer: SentencePiece tokenizer.model, llama2.c
