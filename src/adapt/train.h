@@ -157,4 +157,10 @@ owl_status owl_train_ckpt_save(const char *path, owl_train *tr, const owl_train_
  * trained floats, m and v are those of the checkpoint. */
 owl_status owl_train_ckpt_load(const char *path, owl_train *tr, owl_train_state *s, float *m, float *v);
 
+
+/* ---- loss curve (train_plot.c) ----
+ * An SVG of the training loss of each step and the validation losses
+ * (at the steps they were measured after), written atomically. */
+owl_status owl_train_plot_svg(const owl_train_state *s, const char *path);
+
 #endif

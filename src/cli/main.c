@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+int cli_finetune(int argc, char **argv); /* finetune.c */
+
 #define OWL_VERSION "0.1.0"
 
 static void usage(FILE *f) {
@@ -22,6 +24,7 @@ static void usage(FILE *f) {
             "  bench     measure prompt processing and generation speed against the\n"
             "            machine's memory bandwidth\n"
             "  quantize  quantize a GGUF model (Q8_0, Q4_K_M, ... as llama.cpp's mixes)\n"
+            "  finetune  train a LoRA adapter on a text or JSONL file (written as PEFT)\n"
             "  perplexity  perplexity of a model on a text, KL divergence to a base model\n"
             "  convert   convert a Hugging Face model directory to GGUF\n"
             "  serve     OpenAI-compatible HTTP server (API keys, audit log, metrics)\n"
@@ -64,6 +67,7 @@ int main(int argc, char **argv) {
         return main(3, help_argv);
     }
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "finetune") == 0) return cli_finetune(argc - 1, argv + 1);
     if (strcmp(cmd, "chat") == 0) return cli_chat(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0) return cli_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);
