@@ -56,10 +56,17 @@ int cli_gen_flag(const char *cmd, int argc, char **argv, int *i, const cli_gen_f
  * message naming `what` and the path, and false. */
 bool cli_readable_file(const char *cmd, const char *what, const char *path);
 
-/* A model path: a readable file or a directory (Hugging Face); false after
- * printing the error. */
+/* MODEL as given on the command line: a path that exists wins; else a store
+ * name (ORG/NAME[@REVISION][/FILE], see owl_store_resolve) becomes the path
+ * of that model in the store (whole: the snapshot directory). Returns the
+ * argument itself or a path that lives until exit; NULL after printing the
+ * error (which says how to pull a name the store lacks). */
+const char *cli_model_resolve(const char *cmd, const char *model, bool whole);
+/* A model path or store name: a readable file or a directory (Hugging
+ * Face); false after printing the error. */
 bool cli_model_path_ok(const char *cmd, const char *path);
-/* Loads a model, printing "owl CMD: ..." on failure (NULL). */
+/* Loads a model (a path or store name), printing "owl CMD: ..." on failure
+ * (NULL). */
 owl_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer_path);
 
 /* Reads a whole file into a malloc'd NUL-terminated buffer; NULL (after a

@@ -2,6 +2,7 @@
 #include "base/base.h"
 #include "cli/args.h"
 #include "format/format.h"
+#include "govern/govern.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -51,11 +52,14 @@ int cli_convert(int argc, char **argv) {
     else if (strcmp(type, "f16") == 0) t = OWL_F16;
     else if (strcmp(type, "bf16") == 0) t = OWL_BF16;
     else return cli_usage_error(CMD, "--type: '%s' is not f16, bf16 or f32", type);
+    if (!(dir = cli_model_resolve(CMD, dir, false))) return CLI_EXIT_RUNTIME; /* a store name */
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_error(CMD, "'%s' is not a directory (a Hugging Face model directory is expected)", dir);
     double t0 = owl_time_ms();
     if (owl_hf_convert(dir, out, t) != OWL_OK) return cli_error(CMD, "%s", owl_last_error());
+    if (owl_manifest_write_derived(out, dir, "owl convert") != OWL_OK) /* digests, source, licence carried over */
+        return cli_error(CMD, "wrote %s, but not its manifest: %s", out, owl_last_error());
     struct stat os;
     double mb = stat(out, &os) == 0 ? (double)os.st_size / 1e6 : 0.0;
     fprintf(stderr, "owl convert: wrote %s (%s, %.1f MB) in %.0f ms\n", out, type, mb, owl_time_ms() - t0);

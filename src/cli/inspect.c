@@ -210,7 +210,7 @@ int cli_inspect(int argc, char **argv) {
         else return cli_usage_error(CMD, "unexpected argument '%s'", a);
     }
     if (!model) return cli_usage_error(CMD, "no MODEL given");
-    if (!cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
+    if (!(model = cli_model_resolve(CMD, model, false)) || !cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
     owl_weights ws;
     if (owl_weights_open(model, NULL, &ws)) return cli_error(CMD, "%s", owl_last_error());
     const owl_meta *m = &ws.meta;

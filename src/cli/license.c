@@ -48,7 +48,10 @@ static json_t *info_json(const owl_license_info *li) {
 }
 
 static const char *kind_name(owl_license_source_kind k) {
-    return k == OWL_LIC_SRC_GGUF ? "gguf" : k == OWL_LIC_SRC_CARD ? "model card" : "licence text";
+    return k == OWL_LIC_SRC_GGUF     ? "gguf"
+           : k == OWL_LIC_SRC_CARD   ? "model card"
+           : k == OWL_LIC_SRC_SOURCE ? "source model"
+                                     : "licence text";
 }
 
 json_t *cli_license_json(const owl_license_report *r) {
@@ -146,7 +149,7 @@ int cli_license(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (!model) return cli_usage_error(CMD, "no MODEL given");
-    if (!cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
+    if (!(model = cli_model_resolve(CMD, model, true)) || !cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
     owl_license_report r;
     if (owl_license_detect(model, &r)) return cli_error(CMD, "%s", owl_last_error());
     if (json) {
@@ -163,6 +166,7 @@ int cli_license(int argc, char **argv) {
 }
 
 int cli_policy_enforce(const char *cmd, const char *policy_path, const char *model) {
+    if (!(model = cli_model_resolve(cmd, model, false))) return CLI_EXIT_RUNTIME;
     owl_policy *p;
     if (owl_policy_load(policy_path, &p)) return cli_error(cmd, "%s", owl_last_error());
     owl_status st = owl_policy_check(p, model);

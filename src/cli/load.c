@@ -1,6 +1,7 @@
 /* Opening a model or a text file for a subcommand, with a clear message
- * when it fails. */
+ * when it fails; MODEL arguments that name a model in the store. */
 #include "cli/args.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,14 +22,46 @@ bool cli_readable_file(const char *cmd, const char *what, const char *path) {
     return true;
 }
 
+/* The paths store names resolved to: they live until the process exits. */
+static char **resolved;
+static size_t n_resolved;
+
+static void free_resolved(void) {
+    for (size_t i = 0; i < n_resolved; i++) free(resolved[i]);
+    free(resolved);
+    resolved = NULL;
+    n_resolved = 0;
+}
+
+const char *cli_model_resolve(const char *cmd, const char *model, bool whole) {
+    struct stat st;
+    if (stat(model, &st) == 0 || !owl_store_is_name(model)) return model; /* a path on disk wins */
+    char *path = NULL;
+    if (owl_store_resolve(NULL, model, whole, &path) != OWL_OK) {
+        cli_error(cmd, "%s", owl_last_error());
+        return NULL;
+    }
+    char **g = realloc(resolved, (n_resolved + 1) * sizeof *g);
+    if (!g) {
+        free(path);
+        cli_error(cmd, "out of memory");
+        return NULL;
+    }
+    if (!resolved) atexit(free_resolved);
+    resolved = g;
+    resolved[n_resolved++] = path;
+    return path;
+}
+
 bool cli_model_path_ok(const char *cmd, const char *path) {
+    if (!(path = cli_model_resolve(cmd, path, false))) return false;
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return true; /* a Hugging Face directory */
     return cli_readable_file(cmd, "model", path);
 }
 
 owl_model *cli_load_model(const char *cmd, const char *path, const char *tokenizer_path) {
-    if (!cli_model_path_ok(cmd, path)) return NULL;
+    if (!(path = cli_model_resolve(cmd, path, false)) || !cli_model_path_ok(cmd, path)) return NULL;
     if (tokenizer_path && !cli_readable_file(cmd, "tokenizer", tokenizer_path)) return NULL;
     owl_model_params mp = {.tokenizer_path = tokenizer_path};
     owl_model *m = NULL;

@@ -1,6 +1,7 @@
 /* owl quantize: a GGUF (F32 / F16 / BF16) in, a quantized GGUF out. */
 #include "cli/args.h"
 #include "eval/eval.h"
+#include "govern/govern.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -89,6 +90,7 @@ int cli_quantize(int argc, char **argv) {
     const owl_quant_mix *mix = owl_eval_mix_find(type);
     if (!mix) return cli_usage_error(CMD, "unknown type '%s' (one of %s)", type, owl_eval_mix_names());
     if (strcmp(in, out) == 0) return cli_usage_error(CMD, "the output '%s' is the input", out);
+    if (!(in = cli_model_resolve(CMD, in, false))) return CLI_EXIT_RUNTIME; /* a store name */
     owl_quant_mix pure_mix = *mix; /* the same name and file type, without the rules */
     pure_mix.rules = false;
     if (pure) mix = &pure_mix;
@@ -147,6 +149,8 @@ int cli_quantize(int argc, char **argv) {
     st = owl_eval_quantize(&ws, out, &qp, &qs);
     owl_weights_free(&ws);
     if (st != OWL_OK) return cli_error(CMD, "%s", owl_last_error());
+    if (owl_manifest_write_derived(out, in, "owl quantize") != OWL_OK) /* digests, source, licence carried over */
+        return cli_error(CMD, "wrote %s, but not its manifest: %s", out, owl_last_error());
     double secs = (owl_time_ms() - pr.t0) / 1000.0;
     fprintf(stderr,
             "owl quantize: %s (%.2f MB) -> %s (%s, %.2f MB, %.2fx smaller): %zu of %zu tensors converted, "

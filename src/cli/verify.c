@@ -43,7 +43,7 @@ int cli_verify(int argc, char **argv) {
         else return cli_usage_error(CMD, "unexpected argument '%s'", a);
     }
     if (!model) return cli_usage_error(CMD, "no MODEL given");
-    if (!cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
+    if (!(model = cli_model_resolve(CMD, model, true)) || !cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
     if (write) {
         if (owl_manifest_write(model)) return cli_error(CMD, "%s", owl_last_error());
         if (!quiet) printf("wrote owl.manifest.json for %s\n", model);

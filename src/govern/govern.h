@@ -100,6 +100,7 @@ typedef enum owl_license_source_kind {
     OWL_LIC_SRC_GGUF,  /* general.license keys */
     OWL_LIC_SRC_CARD,  /* README.md front matter */
     OWL_LIC_SRC_TEXT,  /* a licence file */
+    OWL_LIC_SRC_SOURCE, /* carried over from the model this one was made from (owl.manifest.json) */
 } owl_license_source_kind;
 
 typedef struct owl_license_source {
@@ -161,10 +162,39 @@ typedef void (*owl_verify_cb)(void *ud, const char *name, uint64_t size, const c
  * the one listed; a listed file that is missing is named too. */
 owl_status owl_manifest_verify(const char *path, owl_verify_cb cb, void *ud);
 
+/* ---- provenance of written models (provenance.c) ---- */
+
+/* The digest of a model: a file's SHA-256; a directory's is the SHA-256 of
+ * its sha256sum-style list, "<sha256>  <relative path>\n" for each regular
+ * file (links followed, sorted by path, dot files and owl.manifest.json
+ * left out). */
+owl_status owl_model_digest(const char *path, char hex[65]);
+/* After writing a model derived from source (owl convert, owl quantize,
+ * owl lora merge): records out as owl_manifest_write does, and with it the
+ * source's path, digest and licence (detected now) and the tool's name
+ * ("owl quantize"). owl verify then checks out; owl_license_detect reports
+ * the carried licence for out. */
+owl_status owl_manifest_write_derived(const char *out, const char *source, const char *tool);
+
+typedef struct owl_model_source {
+    bool present;      /* the manifest records a source for this model */
+    char path[1024];   /* as recorded */
+    char sha256[65];   /* the source's digest */
+    char license[64];  /* licence id; "" when it was unknown */
+    char note[256];    /* why unknown */
+} owl_model_source;
+/* The source recorded for a model (a file: its entry in the owl.manifest.json
+ * beside it, if the size still matches; a directory: its manifest's top).
+ * present = false when there is none; errors when the manifest is broken. */
+owl_status owl_manifest_source(const char *path, owl_model_source *out);
+
 /* ---- SHA-256 (sha256.c) ---- */
 
 /* Hex digest (65 bytes with NUL) of a whole file, streamed. */
 owl_status owl_sha256_file(const char *path, char hex[65]);
 owl_status owl_sha256_mem(const void *data, size_t size, char hex[65]);
+/* Git's blob id of a file: SHA-1 of "blob SIZE\0" + contents (the name the
+ * Hugging Face cache gives the blob of a file not stored in LFS). */
+owl_status owl_git_blob_sha1_file(const char *path, char hex[41]);
 
 #endif

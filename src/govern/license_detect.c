@@ -178,6 +178,30 @@ static owl_status meta_source(const char *name, const owl_meta *meta, owl_licens
     return OWL_OK;
 }
 
+/* The licence owl.manifest.json carries over from the model this one was
+ * made from (owl convert / quantize / lora merge). A broken manifest is a
+ * source that could not be read, not a failure. */
+static owl_status derived_source(owl_license_report *r, const char *path) {
+    owl_model_source ms;
+    owl_status st = owl_manifest_source(path, &ms);
+    if (st == OWL_OK && !ms.present) return OWL_OK;
+    char where[1200];
+    snprintf(where, sizeof where, "made from %.1000s (owl.manifest.json)", st ? "?" : ms.path);
+    owl_license_source *s = add_source(r, OWL_LIC_SRC_SOURCE, where);
+    if (!s) return owl_errorf(OWL_ERR_NOMEM, "%s: out of memory", path);
+    if (st) {
+        set_error(s);
+        return OWL_OK;
+    }
+    s->declared = dup_str(ms.license[0] ? ms.license : "unknown");
+    s->match.info = ms.license[0] ? owl_license_find(ms.license) : NULL;
+    if (!s->match.info)
+        snprintf(s->match.reason, sizeof s->match.reason, ms.license[0] ? "'%.60s' is not a licence owl knows"
+                                                                          : "the source's licence was unknown: %.120s",
+                 ms.license[0] ? ms.license : ms.note);
+    return OWL_OK;
+}
+
 /* ---- verdict ---- */
 
 static void decide(owl_license_report *r) {
@@ -222,6 +246,7 @@ static void decide(owl_license_report *r) {
 owl_status owl_license_detect_meta(const char *name, const owl_meta *meta, owl_license_report *out) {
     memset(out, 0, sizeof *out);
     owl_status st = meta_source(name, meta, out);
+    if (st == OWL_OK) st = derived_source(out, name);
     if (st) {
         owl_license_report_free(out);
         return st;
@@ -284,6 +309,7 @@ owl_status owl_license_detect(const char *path, owl_license_report *out) {
     owl_status st;
     if (owl_is_dir(path)) {
         st = detect_dir(path, out);
+        if (st == OWL_OK) st = derived_source(out, path);
     } else {
         FILE *f = fopen(path, "rb");
         if (!f) return owl_errorf(OWL_ERR_IO, "%s: cannot open", path);
@@ -299,6 +325,7 @@ owl_status owl_license_detect(const char *path, owl_license_report *out) {
                 st = meta_source(base, &ws.meta, out);
                 owl_weights_free(&ws);
             }
+            if (st == OWL_OK) st = derived_source(out, path);
         } else if (got >= 3 && memcmp(head, "---", 3) == 0) {
             st = card_source(out, path, base);
         } else {

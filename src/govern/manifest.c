@@ -6,8 +6,11 @@
  * owl_manifest_write records a file (merged into an existing manifest in its
  * directory) or every regular file of a directory; owl_manifest_verify
  * checks them and stops at the first difference. Without an owl manifest a
- * sha256sum-style list (SHA256SUMS, sha256sums.txt) is used, and the shards
- * a Hugging Face model.safetensors.index.json names must all be present. */
+ * sha256sum-style list (SHA256SUMS, sha256sums.txt) is used, else the blob
+ * names of a hub-cache snapshot (owl pull's store, huggingface_hub's cache:
+ * each file a link to blobs/<sha256>, or blobs/<git blob id> for files kept
+ * outside LFS); the shards a Hugging Face model.safetensors.index.json names
+ * must all be present. */
 #include "govern/govern.h"
 
 #include <dirent.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MANIFEST_NAME "owl.manifest.json"
 
@@ -175,6 +179,82 @@ static owl_status check_file(const char *dir, const char *name, uint64_t size, c
     return st;
 }
 
+/* ---- hub-cache snapshots: the blob a file links to is named by its digest ---- */
+
+static bool is_hex(const char *s, size_t n) {
+    if (strlen(s) != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdef", s[i])) return false;
+    return true;
+}
+
+/* Checks the file rel (relative to dir) if it links to a blob named by a
+ * digest; *linked says whether it did. */
+static owl_status check_blob_link(const char *dir, const char *rel, owl_verify_cb cb, void *ud, bool *linked) {
+    *linked = false;
+    char *p = join(dir, rel);
+    if (!p) return owl_errorf(OWL_ERR_NOMEM, "out of memory");
+    char target[4096];
+    ssize_t n = readlink(p, target, sizeof target - 1);
+    owl_status st = OWL_OK;
+    if (n > 0) {
+        target[n] = 0;
+        const char *slash = strrchr(target, '/');
+        const char *blob = slash ? slash + 1 : target;
+        bool sha256 = is_hex(blob, 64), sha1 = is_hex(blob, 40);
+        if ((sha256 || sha1) && slash && slash - target >= 5 && strncmp(slash - 5, "blobs", 5) == 0) {
+            *linked = true;
+            struct stat sb;
+            char hex[65];
+            if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode))
+                st = owl_errorf(OWL_ERR_IO, "%s: %s links to blob %s, which is missing", dir, rel, blob);
+            else if ((st = sha256 ? owl_sha256_file(p, hex) : owl_git_blob_sha1_file(p, hex)) == OWL_OK) {
+                if (strcmp(hex, blob) != 0)
+                    st = owl_errorf(OWL_ERR_FORMAT, "%s: %s has %s %s, its blob is named %s", dir, rel,
+                                    sha256 ? "sha256" : "git blob id", hex, blob);
+                else if (cb)
+                    cb(ud, rel, (uint64_t)sb.st_size, hex);
+            }
+        }
+    }
+    free(p);
+    return st;
+}
+
+/* Every file under dir/rel (rel "" for dir itself) that links to a blob. */
+static owl_status verify_blob_links(const char *dir, const char *rel, int depth, owl_verify_cb cb, void *ud,
+                                    size_t *checked) {
+    char *d = rel[0] ? join(dir, rel) : strdup(dir);
+    if (!d) return owl_errorf(OWL_ERR_NOMEM, "out of memory");
+    DIR *dd = opendir(d);
+    free(d);
+    if (!dd) return OWL_OK;
+    owl_status st = OWL_OK;
+    struct dirent *e;
+    while (st == OWL_OK && (e = readdir(dd))) {
+        if (e->d_name[0] == '.') continue;
+        char *r = rel[0] ? join(rel, e->d_name) : strdup(e->d_name);
+        if (!r) {
+            st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        char *full = join(dir, r);
+        struct stat sb;
+        if (full && lstat(full, &sb) == 0) {
+            if (S_ISDIR(sb.st_mode) && depth < 16) st = verify_blob_links(dir, r, depth + 1, cb, ud, checked);
+            else if (S_ISLNK(sb.st_mode)) {
+                bool linked;
+                st = check_blob_link(dir, r, cb, ud, &linked);
+                *checked += linked;
+            }
+        }
+        free(full);
+        free(r);
+    }
+    closedir(dd);
+    return st;
+}
+
 /* sha256sum lines: "<64 hex>  name" or "<64 hex> *name". */
 static owl_status verify_sums(const char *dir, const char *spath, const char *only, owl_verify_cb cb, void *ud,
                               size_t *checked) {
@@ -285,6 +365,17 @@ owl_status owl_manifest_verify(const char *path, owl_verify_cb cb, void *ud) {
                 st = verify_sums(d, sp, only, cb, ud, &checked);
             }
             free(sp);
+        }
+        if (!found && st == OWL_OK) {
+            if (only) {
+                bool linked = false;
+                st = check_blob_link(d, only, cb, ud, &linked);
+                found = linked;
+                checked += linked;
+            } else {
+                st = verify_blob_links(d, "", 0, cb, ud, &checked);
+                found = checked > 0;
+            }
         }
         if (!found && st == OWL_OK)
             st = owl_errorf(OWL_ERR_IO, "%s: no %s or SHA256SUMS beside the model (owl verify --write makes one)",

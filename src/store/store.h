@@ -49,4 +49,19 @@ owl_status owl_store_list(const char *root, void (*cb)(void *ud, const owl_store
 /* Removes a repo (all revisions, all blobs) from the store. */
 owl_status owl_store_rm(const char *root, const char *repo);
 
+/* ---- store names as MODEL arguments ---- */
+
+/* True if s has the shape of a store name: ORG/NAME, optionally @REVISION
+ * after NAME and /FILE (a path inside the snapshot) after that. */
+bool owl_store_is_name(const char *s);
+
+/* Resolves a store name to a path (malloc'd) under root (NULL: default):
+ * the snapshot of REVISION (a ref under refs/, default main, or a commit
+ * with a snapshot), and in it FILE if given; else, unless whole is set,
+ * the model in the snapshot: the snapshot itself when it holds config.json
+ * (a Hugging Face directory) or no GGUF file, its GGUF file when it holds
+ * exactly one. Errors name the store root and say how to get the model
+ * (owl pull), or list the GGUF files to choose from. */
+owl_status owl_store_resolve(const char *root, const char *name, bool whole, char **path);
+
 #endif
