@@ -77,9 +77,10 @@ owl_status owl_lora_write_peft(const owl_lora *lora, const char *dir);
 owl_status owl_lora_write_gguf(const owl_lora *lora, const char *path, owl_dtype type);
 
 /* Writes the model's GGUF with W + sum_i scales[i] * s_i * B_i A_i merged into
- * every adapted matrix (the head and embeddings too), each merged tensor in
- * its base type, or `type` unless it is OWL_DTYPE_COUNT (then also
- * unadapted matrices keep theirs). The model must come from a GGUF file. */
+ * every adapted matrix (the head and embeddings too; scales NULL: all 1),
+ * each merged tensor in its base type, or in `type` unless that is
+ * OWL_DTYPE_COUNT; other tensors are copied as they are. The model must
+ * come from a GGUF file. */
 owl_status owl_lora_merge(const owl_model *model, const owl_lora *const *loras, const float *scales, int n,
                           owl_dtype type, const char *out_path);
 

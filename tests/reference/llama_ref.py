@@ -9,6 +9,11 @@ holds a small GGUF reader so that it can run on real files.
     llama_ref.py MODEL.gguf TOKENS.txt OUT.f64   # logits of every position
     llama_ref.py HF_DIR TOKENS.txt OUT.f64       # a Hugging Face Llama directory
                                                  # (config.json + model.safetensors)
+    llama_ref.py MODEL TOKENS.txt OUT.f64 --lora PEFT_DIR[:SCALE] ...
+        with PEFT LoRA adapters merged first: W + SCALE * s * B A in float64
+        (s = lora_alpha / r, or / sqrt(r) with use_rslora; rank_pattern and
+        alpha_pattern per module); on a GGUF "llama" file the Q/K rows of
+        B are permuted as the file's are
 
 Weights are a dict of float64 arrays in the usual math orientation:
 W[name] has shape (rows, cols) = (ne[1], ne[0]) of the GGUF tensor.
@@ -190,7 +195,8 @@ _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?
 
 def read_gguf(path):
     """(meta dict, {name: float64 array (ne[1], ne[0]) or 1-D}) of a GGUF
-    file with F32 / F16 / BF16 tensors."""
+    file with F32 / F16 / BF16 tensors (block-quantized ones dequantized by
+    quant_ref.py)."""
     data = open(path, "rb").read()
     off = [0]
 
@@ -245,8 +251,12 @@ def read_gguf(path):
         elif t == 30:
             u = np.frombuffer(data, np.uint16, n, b).astype(np.uint32) << 16
             a = u.view(np.float32).astype(np.float64)
-        else:
-            raise ValueError("%s: tensor type %d not supported by the reference" % (name, t))
+        else:  # block-quantized: the reference dequantizer of quant_ref.py
+            import quant_ref
+            if t not in quant_ref.BLOCKS:
+                raise ValueError("%s: tensor type %d not supported by the reference" % (name, t))
+            be, bb = quant_ref.BLOCKS[t]
+            a = quant_ref.dequantize(t, data[b:b + n // be * bb], n).astype(np.float64)
         tensors[name] = a.reshape(list(reversed(ne))) if len(ne) > 1 else a
     return meta, tensors
 
@@ -414,16 +424,87 @@ def read_hf(d):
     return W, hp
 
 
+# ---------------------------------------------------------------- LoRA
+
+_PEFT_GGUF = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+              "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down",
+              "qkv_proj": "attn_qkv", "gate_up_proj": "ffn_up"}
+
+
+def apply_lora(W, hp, adapter_dir, user_scale, permuted):
+    """W += user_scale * s * B A for every pair of a PEFT adapter directory.
+    permuted: the base holds Q/K rows in llama.cpp's adjacent-pair order."""
+    import json
+    import math
+    import os
+    import re
+    cfg = json.load(open(os.path.join(adapter_dir, "adapter_config.json")))
+    st = read_safetensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    r0, alpha0, rs = cfg["r"], cfg["lora_alpha"], cfg.get("use_rslora", False)
+
+    def pattern(pats, key, default):
+        for pat, v in (pats or {}).items():
+            if re.match(r"(.*\.)?(%s)$" % pat, key):
+                return v
+        return default
+    if "output.weight" not in W:  # tied: an adapter of embed_tokens leaves the head alone
+        W["output.weight"] = W["token_embd.weight"].copy()
+    pre = "base_model.model."
+    for name in st:
+        if not (name.endswith("lora_A.weight") or name.endswith("lora_embedding_A")):
+            continue
+        key = name[len(pre):].rsplit(".lora_", 1)[0]
+        A = st[name]
+        B = st[name.replace("lora_A", "lora_B").replace("lora_embedding_A", "lora_embedding_B")]
+        r = pattern(cfg.get("rank_pattern"), key, r0)
+        al = pattern(cfg.get("alpha_pattern"), key, alpha0)
+        s = user_scale * (al / math.sqrt(r) if rs else al / r)
+        delta = s * (B @ A)
+        if key == "lm_head":
+            W["output.weight"] = W["output.weight"] + delta
+        elif key == "model.embed_tokens":
+            W["token_embd.weight"] = W["token_embd.weight"] + delta.T
+        else:
+            parts = key.split(".")  # model.layers.N.self_attn|mlp.module
+            l, mod = int(parts[2]), parts[4]
+            g = "blk.%d.%s.weight" % (l, _PEFT_GGUF[mod])
+            if permuted and mod in ("q_proj", "k_proj"):
+                heads = hp["n_heads"] if mod == "q_proj" else hp["n_kv_heads"]
+                hd = hp["head_dim"]
+                delta = delta.reshape(heads, 2, hd // 2, delta.shape[1]).swapaxes(1, 2).reshape(delta.shape)
+            W[g] = W[g] + delta
+
+
 def main():
-    if len(sys.argv) != 4:
+    args = sys.argv[1:]
+    loras = []
+    while "--lora" in args:
+        i = args.index("--lora")
+        spec = args[i + 1]
+        path, scale = spec, 1.0
+        if ":" in spec:
+            head, tail = spec.rsplit(":", 1)
+            try:
+                scale = float(tail)
+                path = head
+            except ValueError:
+                pass
+        loras.append((path, scale))
+        del args[i:i + 2]
+    if len(args) != 3:
         sys.stderr.write(__doc__)
         return 2
     import os
-    if os.path.isdir(sys.argv[1]):
-        W, hp = read_hf(sys.argv[1])
+    if os.path.isdir(args[0]):
+        W, hp = read_hf(args[0])
+        permuted = False
     else:
-        meta, W = read_gguf(sys.argv[1])
+        meta, W = read_gguf(args[0])
         hp = hparams_from_meta(meta, W)
+        permuted = meta["general.architecture"] == "llama"
+    for path, scale in loras:
+        apply_lora(W, hp, path, scale, permuted)
+    sys.argv[1:] = args
     tokens = [int(t) for t in open(sys.argv[2]).read().split()]
     logits = forward(W, hp, tokens)
     logits.astype("<f8").tofile(sys.argv[3])
