@@ -1,5 +1,6 @@
 /* owl serve: the OpenAI-compatible HTTP server. */
 #include "cli/args.h"
+#include "cli/govern_cli.h"
 #include "cli/serve_cli.h"
 #include "serve/serve.h"
 
@@ -50,6 +51,9 @@ static void serve_help(FILE *f) {
             "  -c, --ctx-size N       context of each slot (default 0: the model's)\n"
             "  -t, --threads N        threads (default 0: all cores)\n"
             "      --tokenizer PATH   tokenizer.bin for a llama2.c checkpoint\n"
+            "      --policy FILE      refuse to start unless the policy (JSON: licences,\n"
+            "                         uses, pinned digests; see src/govern/policy.c)\n"
+            "                         allows the model\n"
             "\n"
             "keys and audit:\n"
             "      --no-auth          accept requests without a key (a warning is printed)\n"
@@ -78,7 +82,7 @@ int cli_serve(int argc, char **argv) {
     o.timeout_s = 600;
     o.conn_timeout_s = 30;
     o.max_messages = 1024;
-    const char *tokenizer = NULL;
+    const char *tokenizer = NULL, *policy = NULL;
     int threads = 0, v_int;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -137,6 +141,9 @@ int cli_serve(int argc, char **argv) {
         } else if (strcmp(a, "--tokenizer") == 0) {
             VALUE();
             tokenizer = v;
+        } else if (strcmp(a, "--policy") == 0) {
+            VALUE();
+            policy = v;
         } else {
             return cli_usage_error(CMD, "unknown option '%s'", a);
         }
@@ -156,6 +163,8 @@ int cli_serve(int argc, char **argv) {
     char *dot = strrchr(name, '.');
     if (dot && dot != name && (strcmp(dot, ".gguf") == 0 || strcmp(dot, ".bin") == 0)) *dot = 0;
     o.model_name = name;
+    if (!(o.model_path = cli_model_resolve(CMD, o.model_path, false))) return CLI_EXIT_RUNTIME; /* a store name */
+    if (policy && cli_policy_enforce(CMD, policy, o.model_path)) return CLI_EXIT_RUNTIME;   /* before loading */
     if (o.no_auth)
         fprintf(stderr, "owl serve: WARNING: --no-auth: anyone who can reach %s:%d can use this server without a key\n",
                 o.host, o.port);
