@@ -264,39 +264,59 @@ __attribute__((target("avx512f"))) static void attend_block_avx512(const float *
 }
 #endif
 
-void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
-    const owl_hparams *hp = &c->model->hp;
+void owl_model_attention(const owl_att_job *jobs, int n_jobs, int l) {
+    if (n_jobs < 1 || n_jobs > OWL_BATCH_MAX_SEQ) return;
+    const owl_model *m = jobs[0].ctx->model;
+    const owl_hparams *hp = &m->hp;
     const int hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, n_heads = hp->n_heads;
     const int group = hp->n_heads / hp->n_kv_heads;
     const float scale = hp->attn_scale, cap = hp->attn_softcap;
-    const int win = c->model->layers[l].swa ? hp->n_swa : 0; /* 0: every earlier position */
-    const float *K = c->k_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
-    const float *V = c->v_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
-    const size_t per_thread = owl_model_attention_scratch(c->n_ctx, hd);
+    const int win = m->layers[l].swa ? hp->n_swa : 0; /* 0: every earlier position */
     int nt = owl_threads();
-    if (nt > c->n_score_threads) nt = c->n_score_threads;
     bool fast = false;
 #ifdef OWL_ATT_AVX512
     fast = owl_cpu_get()->avx512f && !owl_cpu_scalar_forced() && hd % 16 == 0 && hd <= 256;
 #endif
-    /* blocks of query rows for prompts, single rows otherwise */
-    const int bs = (fast && n >= 4) ? OWL_ATT_BLOCK : 1;
-    const int n_blocks = (n + bs - 1) / bs;
-    const int total = n_blocks * n_heads;
+    /* tasks of job j: [start[j], start[j + 1]), (query block, head) pairs;
+     * blocks of query rows for prompts, single rows otherwise */
+    int start[OWL_BATCH_MAX_SEQ + 1];
+    double work = 0;
+    start[0] = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        const int bs = (fast && jobs[j].n >= 4) ? OWL_ATT_BLOCK : 1;
+        const int n_blocks = (jobs[j].n + bs - 1) / bs;
+        start[j + 1] = start[j] + n_blocks * n_heads;
+        work += (double)n_blocks * n_heads * (double)bs * (double)(jobs[j].pos0 + jobs[j].n) * (double)hd;
+        if (nt > jobs[j].ctx->n_score_threads) nt = jobs[j].ctx->n_score_threads;
+    }
+    const int total = start[n_jobs];
 
     /* threads only when there is enough work to pay for waking them: a
      * short generation step runs on the calling thread (every fork/join is
      * costly on a busy machine) */
-    const double work = (double)total * (double)bs * (double)(pos0 + n) * (double)hd;
     if (work < 2e5) nt = 1;
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && total > 1)
     for (int i = 0; i < total; i++) {
-        const int b = i / n_heads, h = i % n_heads, g = h / group;
+        int lo_j = 0, hi_j = n_jobs - 1; /* the job whose tasks hold i */
+        while (lo_j < hi_j) {
+            const int mid = (lo_j + hi_j + 1) / 2;
+            if (start[mid] <= i) lo_j = mid;
+            else hi_j = mid - 1;
+        }
+        const owl_att_job *jb = &jobs[lo_j];
+        const owl_ctx *c = jb->ctx;
+        const int n = jb->n, pos0 = jb->pos0;
+        const int bs = (fast && n >= 4) ? OWL_ATT_BLOCK : 1;
+        const int ti = i - start[lo_j];
+        const int b = ti / n_heads, h = ti % n_heads, g = h / group;
         const int t = b * bs, nb = n - t < bs ? n - t : bs;
+        const size_t per_thread = owl_model_attention_scratch(c->n_ctx, hd);
         float *sc = c->scores + (size_t)omp_get_thread_num() * per_thread;
-        const float *qv = c->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
-        float *out = c->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
+        const float *qv = jb->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
+        float *out = jb->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
+        const float *K = c->k_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
+        const float *V = c->v_cache + (size_t)l * (size_t)c->n_ctx * (size_t)kvd;
         const float *kg = K + (size_t)g * (size_t)hd, *vg = V + (size_t)g * (size_t)hd;
 #ifdef OWL_ATT_AVX512
         if (fast && bs > 1) {
@@ -315,7 +335,6 @@ void owl_model_attention(owl_ctx *c, int l, int pos0, int n) {
             continue;
         }
 #endif
-        (void)fast;
         (void)nb;
         attend_row_ref(qv, kg, vg, (size_t)kvd, p + 1 - lo, hd, scale, cap, sc, out);
     }

@@ -45,6 +45,48 @@ static float *map_floats(uint64_t n, uint64_t m, size_t *bytes_out, owl_status *
     return p;
 }
 
+owl_status owl_fwd_buf_init(owl_fwd_buf *b, const owl_model *m, int rows) {
+    const owl_hparams *hp = &m->hp;
+    memset(b, 0, sizeof *b);
+    if (rows < 1) return owl_errorf(OWL_ERR_ARG, "forward buffers for %d rows", rows);
+    owl_status st = OWL_OK;
+    const uint64_t ub = (uint64_t)rows;
+    b->cap = rows;
+    b->x = alloc_floats(ub, (uint64_t)hp->dim, &st);
+    b->h = alloc_floats(ub, (uint64_t)hp->dim, &st);
+    b->o = alloc_floats(ub, (uint64_t)hp->dim, &st);
+    b->q = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
+    b->k = alloc_floats(ub, (uint64_t)hp->kv_dim, &st);
+    b->v = alloc_floats(ub, (uint64_t)hp->kv_dim, &st);
+    b->att = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
+    b->gate = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
+    b->up = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
+    b->rope_cs = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
+    if (hp->rope_base_swa > 0 && hp->n_swa > 0) b->rope_cs_swa = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
+    if (!st) {
+        b->row_seg = owl_alloc_aligned(sizeof(int) * (size_t)rows);
+        if (!b->row_seg) st = OWL_ERR_NOMEM;
+    }
+    if (st) owl_fwd_buf_free(b);
+    return st;
+}
+
+void owl_fwd_buf_free(owl_fwd_buf *b) {
+    free(b->x);
+    free(b->h);
+    free(b->o);
+    free(b->q);
+    free(b->k);
+    free(b->v);
+    free(b->att);
+    free(b->gate);
+    free(b->up);
+    free(b->rope_cs);
+    free(b->rope_cs_swa);
+    free(b->row_seg);
+    memset(b, 0, sizeof *b);
+}
+
 owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     *out = NULL;
     if (!model) return owl_errorf(OWL_ERR_ARG, "owl_ctx_new: no model");
@@ -66,19 +108,10 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
     owl_status st = OWL_OK;
     uint64_t cache_rows;
     if (!owl_mul_ok((uint64_t)hp->n_layers, (uint64_t)n_ctx, &cache_rows)) cache_rows = UINT64_MAX;
-    uint64_t ub = (uint64_t)c->n_ub;
     c->k_cache = map_floats(cache_rows, (uint64_t)hp->kv_dim, &c->cache_bytes, &st);
     c->v_cache = map_floats(cache_rows, (uint64_t)hp->kv_dim, &c->cache_bytes, &st);
-    c->x = alloc_floats(ub, (uint64_t)hp->dim, &st);
-    c->h = alloc_floats(ub, (uint64_t)hp->dim, &st);
-    c->o = alloc_floats(ub, (uint64_t)hp->dim, &st);
-    c->q = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
-    c->att = alloc_floats(ub, (uint64_t)hp->q_dim, &st);
-    c->gate = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
-    c->up = alloc_floats(ub, (uint64_t)hp->ffn_dim, &st);
     c->scores = map_floats((uint64_t)nt, (uint64_t)owl_model_attention_scratch(n_ctx, hp->head_dim),
                            &c->scores_bytes, &st);
-    c->rope_cs = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
     c->rope_inv = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
     if (!c->rope_inv && !st) st = OWL_ERR_NOMEM;
     /* frequency divisors: rope_freqs, or longrope's short / long factors
@@ -90,12 +123,12 @@ owl_status owl_ctx_new(owl_model *model, int n_ctx, owl_ctx **out) {
         c->rope_inv[i] = pow((double)hp->rope_base, -2.0 * i / hp->n_rot) * (double)hp->rope_scale /
                          (div ? (double)div[i] : 1.0);
     if (!st && hp->rope_base_swa > 0 && hp->n_swa > 0) { /* the windowed layers' RoPE: own base, unscaled */
-        c->rope_cs_swa = alloc_floats(ub, (uint64_t)hp->n_rot, &st);
         c->rope_inv_swa = owl_alloc_aligned(sizeof(double) * (size_t)(hp->n_rot / 2 + 1));
         if (!c->rope_inv_swa && !st) st = OWL_ERR_NOMEM;
         for (int i = 0; !st && i < hp->n_rot / 2; i++)
             c->rope_inv_swa[i] = pow((double)hp->rope_base_swa, -2.0 * i / hp->n_rot);
     }
+    if (!st) st = owl_fwd_buf_init(&c->buf, model, c->n_ub);
     c->logits_cap = (size_t)hp->n_vocab;
     c->logits = alloc_floats(1, (uint64_t)hp->n_vocab, &st);
     if (st) {
@@ -110,17 +143,9 @@ void owl_ctx_free(owl_ctx *c) {
     if (!c) return;
     if (c->k_cache) munmap(c->k_cache, c->cache_bytes);
     if (c->v_cache) munmap(c->v_cache, c->cache_bytes);
-    free(c->x);
-    free(c->h);
-    free(c->o);
-    free(c->q);
-    free(c->att);
-    free(c->gate);
-    free(c->up);
+    owl_fwd_buf_free(&c->buf);
     if (c->scores) munmap(c->scores, c->scores_bytes);
-    free(c->rope_cs);
     free(c->rope_inv);
-    free(c->rope_cs_swa);
     free(c->rope_inv_swa);
     free(c->logits);
     free(c->lora_tmp);
@@ -136,6 +161,17 @@ void owl_ctx_truncate(owl_ctx *c, int pos) {
     if (pos < c->pos) c->pos = pos;
 }
 
+owl_status owl_ctx_logits_reserve(owl_ctx *c, int rows) {
+    size_t need = (size_t)c->model->hp.n_vocab * (size_t)rows;
+    if (need <= c->logits_cap) return OWL_OK;
+    float *nl = owl_alloc_aligned(need * sizeof(float));
+    if (!nl) return owl_errorf(OWL_ERR_NOMEM, "logits of %d tokens", rows);
+    free(c->logits);
+    c->logits = nl;
+    c->logits_cap = need;
+    return OWL_OK;
+}
+
 owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logits) {
     if (!c) return owl_errorf(OWL_ERR_ARG, "owl_ctx_eval: no context");
     if (n <= 0 || !tokens) return owl_errorf(OWL_ERR_ARG, "owl_ctx_eval: no tokens (n = %d)", n);
@@ -148,14 +184,8 @@ owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logit
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return owl_errorf(OWL_ERR_ARG, "token %d at index %d is outside the vocabulary of %d", (int)tokens[i], i,
                               vocab);
-    size_t need = (size_t)vocab * (size_t)(all_logits ? n : 1);
-    if (need > c->logits_cap) {
-        float *nl = owl_alloc_aligned(need * sizeof(float));
-        if (!nl) return owl_error_prefix(OWL_ERR_NOMEM, "logits of %d tokens", n);
-        free(c->logits);
-        c->logits = nl;
-        c->logits_cap = need;
-    }
+    owl_status rs = owl_ctx_logits_reserve(c, all_logits ? n : 1);
+    if (rs) return rs;
     c->n_logits = 0;
     c->last_n = 0;
     for (int t0 = 0; t0 < n; t0 += c->n_ub) {
@@ -164,11 +194,11 @@ owl_status owl_ctx_eval(owl_ctx *c, const int32_t *tokens, int n, bool all_logit
         owl_status st = owl_model_forward(c, tokens + t0, nb, !all_logits);
         if (st) return st;
         if (all_logits) {
-            owl_matmul(&m->output, c->h, c->logits + (size_t)t0 * (size_t)vocab, nb);
-            st = owl_lora_add(c, -1, OWL_PROJ_Q, c->h, c->logits + (size_t)t0 * (size_t)vocab, nb);
+            owl_matmul(&m->output, c->buf.h, c->logits + (size_t)t0 * (size_t)vocab, nb);
+            st = owl_lora_add(c, -1, OWL_PROJ_Q, c->buf.h, c->logits + (size_t)t0 * (size_t)vocab, nb);
         } else if (last) {
-            owl_matmul(&m->output, c->h, c->logits, 1);
-            st = owl_lora_add(c, -1, OWL_PROJ_Q, c->h, c->logits, 1);
+            owl_matmul(&m->output, c->buf.h, c->logits, 1);
+            st = owl_lora_add(c, -1, OWL_PROJ_Q, c->buf.h, c->logits, 1);
         }
         if (st) return st;
     }

@@ -27,7 +27,7 @@ owl_status owl_ctx_embed(owl_ctx *c, const int32_t *tokens, int n, float *out) {
         int nb = n - t0 < c->n_ub ? n - t0 : c->n_ub;
         st = owl_model_forward(c, tokens + t0, nb, false);
         for (int r = 0; st == OWL_OK && r < nb; r++)
-            for (int j = 0; j < dim; j++) sum[j] += c->h[(size_t)r * (size_t)dim + (size_t)j];
+            for (int j = 0; j < dim; j++) sum[j] += c->buf.h[(size_t)r * (size_t)dim + (size_t)j];
     }
     c->pos = 0;
     if (st == OWL_OK) {

@@ -1,7 +1,11 @@
-/* The forward pass of the generic decoder block, batched: every matrix sees
- * all n tokens of a micro-batch at once (owl_matmul with n_tok = n). K and V
- * are written straight into the KV cache, whose rows for consecutive
- * positions are contiguous. */
+/* The forward pass of the generic decoder block over a list of segments,
+ * each the next tokens of one sequence (its own context: KV cache, position,
+ * adapters): every matrix sees the rows of all segments at once (owl_matmul
+ * with n_tok = all rows), so the weights are read once per step however many
+ * sequences share it. RoPE takes each row's own position; attention runs per
+ * segment against its own cache. One segment (owl_model_forward, every
+ * owl_ctx_eval) writes K and V straight into its cache, whose rows for
+ * consecutive positions are contiguous; several go through b->k / b->v. */
 #include "model/model.h"
 
 #include <math.h>
@@ -30,11 +34,11 @@ static void norm_rows(float *out, const float *x, const float *w, int n, int dim
         owl_rmsnorm(out + (size_t)t * (size_t)dim, x + (size_t)t * (size_t)dim, w, dim, eps);
 }
 
-/* cos and sin of every rotated pair at each token's position, once per
- * micro-batch for all layers and heads (same angles as owl_rope). */
-static void rope_table(float *rope_cs, const double *rope_inv, const owl_ctx *c, int pos0, int n) {
-    const int half = c->model->hp.n_rot / 2;
-    const double af = c->model->hp.rope_attn_factor; /* longrope's attention factor (1 otherwise) */
+/* cos and sin of every rotated pair at positions pos0..pos0+n-1 (same
+ * angles as owl_rope), once per forward pass for all layers and heads. */
+static void rope_table(float *rope_cs, const double *rope_inv, const owl_model *m, int pos0, int n) {
+    const int half = m->hp.n_rot / 2;
+    const double af = m->hp.rope_attn_factor; /* longrope's attention factor (1 otherwise) */
     for (int t = 0; t < n; t++) {
         float *cs = rope_cs + (size_t)t * (size_t)half * 2;
         for (int i = 0; i < half; i++) {
@@ -71,108 +75,181 @@ static void rope_apply(float *x, int n_vec, int head_dim, int n_rot, const float
     }
 }
 
-owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last_only) {
-    const owl_model *m = c->model;
+/* Moves rows [from, from + n) of a buffer of rows of len floats to row to
+ * (to <= from). */
+static void move_rows(float *buf, int to, int from, int n, int len) {
+    if (to != from) memmove(buf + (size_t)to * (size_t)len, buf + (size_t)from * (size_t)len, sizeof(float) * (size_t)n * (size_t)len);
+}
+
+/* The adapters of every segment that has some: y rows += deltas of x rows,
+ * segment i's rows starting at its row (all rows) or out_row (query rows). */
+static owl_status lora_segs(owl_seg *segs, int n_seg, int l, owl_proj p, const float *x, int in_len, float *y,
+                            int out_len, bool query_rows) {
+    for (int i = 0; i < n_seg; i++) {
+        owl_seg *sg = &segs[i];
+        if (!sg->ctx->lora.n) continue;
+        const int r0 = query_rows ? sg->out_row : sg->row, n = query_rows ? sg->n_out : sg->n;
+        owl_status st = owl_lora_add(sg->ctx, l, p, x + (size_t)r0 * (size_t)in_len, y + (size_t)r0 * (size_t)out_len, n);
+        if (st) return st;
+    }
+    return OWL_OK;
+}
+
+owl_status owl_model_forward_segs(owl_fwd_buf *b, owl_seg *segs, int n_seg) {
+    if (n_seg < 1 || n_seg > OWL_BATCH_MAX_SEQ)
+        return owl_errorf(OWL_ERR_ARG, "forward: %d sequences (1..%d)", n_seg, OWL_BATCH_MAX_SEQ);
+    const owl_model *m = segs[0].ctx->model;
     const owl_hparams *hp = &m->hp;
     const int dim = hp->dim, hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, ffn = hp->ffn_dim;
-    const int pos0 = c->pos;
     const int nt = owl_threads();
-    const bool neox = m->rope_neox;
-    int n_out = n;
+    const bool neox = m->rope_neox, single = n_seg == 1;
+    owl_att_job jobs[OWL_BATCH_MAX_SEQ];
+    owl_status st;
+
+    int N = 0;
+    for (int i = 0; i < n_seg; i++) {
+        owl_seg *sg = &segs[i];
+        if (sg->n < 1 || sg->ctx->model != m || sg->ctx->pos + sg->n > sg->ctx->n_ctx || N + sg->n > b->cap)
+            return owl_errorf(OWL_ERR_ARG, "forward: segment %d of %d tokens does not fit (position %d of %d, %d rows of %d)",
+                              i, sg->n, sg->ctx->pos, sg->ctx->n_ctx, N, b->cap);
+        sg->row = sg->out_row = N;
+        sg->n_out = sg->n;
+        for (int t = 0; t < sg->n; t++) b->row_seg[N + t] = i;
+        N += sg->n;
+    }
 
     /* embeddings: convert each token's row from its dtype */
-    for (int t = 0; t < n; t++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
-        owl_status st = owl_to_f32(m->tok_embd.dtype, row, c->x + (size_t)t * (size_t)dim, dim);
-        if (st) return owl_error_prefix(st, "embedding of token %d", (int)tokens[t]);
+    for (int i = 0; i < n_seg; i++) {
+        const owl_seg *sg = &segs[i];
+        for (int t = 0; t < sg->n; t++) {
+            const int32_t tok = sg->tokens[t];
+            const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tok * m->tok_embd.row_bytes;
+            st = owl_to_f32(m->tok_embd.dtype, row, b->x + (size_t)(sg->row + t) * (size_t)dim, dim);
+            if (st) return owl_error_prefix(st, "embedding of token %d", (int)tok);
+        }
+        if (sg->ctx->lora.n && (st = owl_lora_add_embd(sg->ctx, sg->tokens, b->x + (size_t)sg->row * (size_t)dim, sg->n)))
+            return st;
+        rope_table(b->rope_cs + (size_t)sg->row * (size_t)hp->n_rot, sg->ctx->rope_inv, m, sg->ctx->pos, sg->n);
+        if (b->rope_cs_swa && sg->ctx->rope_inv_swa)
+            rope_table(b->rope_cs_swa + (size_t)sg->row * (size_t)hp->n_rot, sg->ctx->rope_inv_swa, m, sg->ctx->pos,
+                       sg->n);
     }
-    owl_status st = owl_lora_add_embd(c, tokens, c->x, n);
-    if (st) return st;
     if (m->arch->embd_scale) { /* Gemma: times sqrt(dim), rounded to float as Hugging Face does */
         const float s = sqrtf((float)dim);
-        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) c->x[i] *= s;
+        for (size_t i = 0; i < (size_t)N * (size_t)dim; i++) b->x[i] *= s;
     }
     const owl_qk_norm_kind qkn = m->arch->qk_norm;
 
-    rope_table(c->rope_cs, c->rope_inv, c, pos0, n);
-    if (c->rope_cs_swa) rope_table(c->rope_cs_swa, c->rope_inv_swa, c, pos0, n);
-
+    int NQ = N; /* query rows of the layer */
     for (int l = 0; l < hp->n_layers; l++) {
         const owl_layer *L = &m->layers[l];
-        float *kc = c->k_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
-        float *vc = c->v_cache + ((size_t)l * (size_t)c->n_ctx + (size_t)pos0) * (size_t)kvd;
-        /* The last layer of a batch whose only wanted output is its last
-         * token: K and V of every token still go to the cache, but the
-         * query, attention and feed-forward run for the last token alone. */
-        const int t0 = (last_only && l == hp->n_layers - 1) ? n - 1 : 0;
-        const int nq = n - t0;
+        /* The last layer: segments whose only wanted output is their last
+         * token get K and V of every token into the cache, but the query,
+         * attention and feed-forward run for their last token alone; the
+         * query rows of all segments are packed to the front. */
+        const bool last = l == hp->n_layers - 1;
+        bool packed = false;
+        if (last) {
+            NQ = 0;
+            for (int i = 0; i < n_seg; i++) {
+                owl_seg *sg = &segs[i];
+                sg->n_out = sg->last_only ? 1 : sg->n;
+                sg->out_row = NQ;
+                if (sg->out_row != sg->row + sg->n - sg->n_out) packed = true;
+                NQ += sg->n_out;
+            }
+        }
+        float *kout = single ? segs[0].ctx->k_cache + ((size_t)l * (size_t)segs[0].ctx->n_ctx + (size_t)segs[0].ctx->pos) * (size_t)kvd : b->k;
+        float *vout = single ? segs[0].ctx->v_cache + ((size_t)l * (size_t)segs[0].ctx->n_ctx + (size_t)segs[0].ctx->pos) * (size_t)kvd : b->v;
 
         /* attention (input: the pre-normed residual, or the residual itself) */
-        const float *in = c->x;
+        float *in = b->x;
         if (L->attn_norm) {
-            norm_rows(c->h, c->x, L->attn_norm, n, dim, hp->eps, nt);
-            in = c->h;
+            norm_rows(b->h, b->x, L->attn_norm, N, dim, hp->eps, nt);
+            in = b->h;
         }
-        owl_matmul(&L->wq, in + (size_t)t0 * (size_t)dim, c->q, nq);
-        owl_matmul(&L->wk, in, kc, n);
-        owl_matmul(&L->wv, in, vc, n);
-        if (c->lora.n) {
-            if ((st = owl_lora_add(c, l, OWL_PROJ_Q, in + (size_t)t0 * (size_t)dim, c->q, nq)) ||
-                (st = owl_lora_add(c, l, OWL_PROJ_K, in, kc, n)) || (st = owl_lora_add(c, l, OWL_PROJ_V, in, vc, n)))
-                return st;
-        }
-        add_bias(c->q, L->bq, nq, qd);
-        add_bias(kc, L->bk, n, kvd);
-        add_bias(vc, L->bv, n, kvd);
-        const float *rcs = L->swa && c->rope_cs_swa ? c->rope_cs_swa : c->rope_cs;
-#pragma omp parallel for num_threads(nt) if (n >= 8)
-        for (int t = 0; t < n; t++) {
-            const float *cs = rcs + (size_t)t * (size_t)hp->n_rot;
-            float *qt = t >= t0 ? c->q + (size_t)(t - t0) * (size_t)qd : NULL, *kt = kc + (size_t)t * (size_t)kvd;
+        owl_matmul(&L->wk, in, kout, N);
+        owl_matmul(&L->wv, in, vout, N);
+        if ((st = lora_segs(segs, n_seg, l, OWL_PROJ_K, in, dim, kout, kvd, false)) ||
+            (st = lora_segs(segs, n_seg, l, OWL_PROJ_V, in, dim, vout, kvd, false)))
+            return st;
+        if (packed) /* the query rows of the input and of the residual to the front */
+            for (int i = 0; i < n_seg; i++) {
+                const owl_seg *sg = &segs[i];
+                move_rows(in, sg->out_row, sg->row + sg->n - sg->n_out, sg->n_out, dim);
+                if (in != b->x) move_rows(b->x, sg->out_row, sg->row + sg->n - sg->n_out, sg->n_out, dim);
+            }
+        owl_matmul(&L->wq, in, b->q, NQ);
+        if ((st = lora_segs(segs, n_seg, l, OWL_PROJ_Q, in, dim, b->q, qd, true))) return st;
+        add_bias(b->q, L->bq, NQ, qd);
+        add_bias(kout, L->bk, N, kvd);
+        add_bias(vout, L->bv, N, kvd);
+        const float *rcs = L->swa && b->rope_cs_swa ? b->rope_cs_swa : b->rope_cs;
+#pragma omp parallel for num_threads(nt) if (N >= 8)
+        for (int r = 0; r < N; r++) {
+            const owl_seg *sg = &segs[b->row_seg[r]];
+            const int t = r - sg->row, tq = t - (sg->n - sg->n_out); /* tq >= 0: the row has a query */
+            const float *cs = rcs + (size_t)r * (size_t)hp->n_rot;
+            float *qt = tq >= 0 ? b->q + (size_t)(sg->out_row + tq) * (size_t)qd : NULL;
+            float *kt = kout + (size_t)r * (size_t)kvd;
             if (qkn == OWL_QK_NORM_HEAD) {
-                if (t >= t0) norm_vecs(qt, hp->n_heads, hd, L->q_norm, hp->eps);
+                if (qt) norm_vecs(qt, hp->n_heads, hd, L->q_norm, hp->eps);
                 norm_vecs(kt, hp->n_kv_heads, hd, L->k_norm, hp->eps);
             } else if (qkn == OWL_QK_NORM_FULL) {
-                if (t >= t0) norm_vecs(qt, 1, qd, L->q_norm, hp->eps);
+                if (qt) norm_vecs(qt, 1, qd, L->q_norm, hp->eps);
                 norm_vecs(kt, 1, kvd, L->k_norm, hp->eps);
             }
-            if (t >= t0) rope_apply(qt, hp->n_heads, hd, hp->n_rot, cs, neox);
+            if (qt) rope_apply(qt, hp->n_heads, hd, hp->n_rot, cs, neox);
             rope_apply(kt, hp->n_kv_heads, hd, hp->n_rot, cs, neox);
         }
-        owl_model_attention(c, l, pos0 + t0, nq);
-        if (t0) memmove(c->x, c->x + (size_t)t0 * (size_t)dim, sizeof(float) * (size_t)dim);
-        owl_matmul(&L->wo, c->att, c->o, nq);
-        if (c->lora.n && (st = owl_lora_add(c, l, OWL_PROJ_O, c->att, c->o, nq))) return st;
-        if (L->post_attn_norm) norm_rows(c->o, c->o, L->post_attn_norm, nq, dim, hp->eps, nt);
-        add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
+        for (int i = 0; i < n_seg; i++) {
+            const owl_seg *sg = &segs[i];
+            owl_ctx *c = sg->ctx;
+            if (!single) { /* keys and values into the segment's own cache */
+                const size_t at = ((size_t)l * (size_t)c->n_ctx + (size_t)c->pos) * (size_t)kvd;
+                memcpy(c->k_cache + at, b->k + (size_t)sg->row * (size_t)kvd, sizeof(float) * (size_t)sg->n * (size_t)kvd);
+                memcpy(c->v_cache + at, b->v + (size_t)sg->row * (size_t)kvd, sizeof(float) * (size_t)sg->n * (size_t)kvd);
+            }
+            jobs[i] = (owl_att_job){c, c->pos + sg->n - sg->n_out, sg->n_out, b->q + (size_t)sg->out_row * (size_t)qd,
+                                    b->att + (size_t)sg->out_row * (size_t)qd};
+        }
+        owl_model_attention(jobs, n_seg, l);
+        owl_matmul(&L->wo, b->att, b->o, NQ);
+        if ((st = lora_segs(segs, n_seg, l, OWL_PROJ_O, b->att, qd, b->o, dim, true))) return st;
+        if (L->post_attn_norm) norm_rows(b->o, b->o, L->post_attn_norm, NQ, dim, hp->eps, nt);
+        add_rows(b->x, b->o, (size_t)NQ * (size_t)dim);
 
         /* feed-forward */
-        in = c->x;
+        in = b->x;
         if (L->ffn_norm) {
-            norm_rows(c->h, c->x, L->ffn_norm, nq, dim, hp->eps, nt);
-            in = c->h;
+            norm_rows(b->h, b->x, L->ffn_norm, NQ, dim, hp->eps, nt);
+            in = b->h;
         }
-        owl_matmul(&L->w_gate, in, c->gate, nq);
-        owl_matmul(&L->w_up, in, c->up, nq);
-        if (c->lora.n && ((st = owl_lora_add(c, l, OWL_PROJ_GATE, in, c->gate, nq)) ||
-                          (st = owl_lora_add(c, l, OWL_PROJ_UP, in, c->up, nq))))
+        owl_matmul(&L->w_gate, in, b->gate, NQ);
+        owl_matmul(&L->w_up, in, b->up, NQ);
+        if ((st = lora_segs(segs, n_seg, l, OWL_PROJ_GATE, in, dim, b->gate, ffn, true)) ||
+            (st = lora_segs(segs, n_seg, l, OWL_PROJ_UP, in, dim, b->up, ffn, true)))
             return st;
         const bool geglu = m->arch->act == OWL_ACT_GEGLU;
-#pragma omp parallel for num_threads(nt) if (nq >= 8)
-        for (int t = 0; t < nq; t++) {
+#pragma omp parallel for num_threads(nt) if (NQ >= 8)
+        for (int t = 0; t < NQ; t++) {
             size_t off = (size_t)t * (size_t)ffn;
             if (geglu)
-                owl_geglu(c->gate + off, c->gate + off, c->up + off, ffn);
+                owl_geglu(b->gate + off, b->gate + off, b->up + off, ffn);
             else
-                owl_swiglu(c->gate + off, c->gate + off, c->up + off, ffn);
+                owl_swiglu(b->gate + off, b->gate + off, b->up + off, ffn);
         }
-        owl_matmul(&L->w_down, c->gate, c->o, nq);
-        if (c->lora.n && (st = owl_lora_add(c, l, OWL_PROJ_DOWN, c->gate, c->o, nq))) return st;
-        if (L->post_ffw_norm) norm_rows(c->o, c->o, L->post_ffw_norm, nq, dim, hp->eps, nt);
-        add_rows(c->x, c->o, (size_t)nq * (size_t)dim);
-        n_out = nq;
+        owl_matmul(&L->w_down, b->gate, b->o, NQ);
+        if ((st = lora_segs(segs, n_seg, l, OWL_PROJ_DOWN, b->gate, ffn, b->o, dim, true))) return st;
+        if (L->post_ffw_norm) norm_rows(b->o, b->o, L->post_ffw_norm, NQ, dim, hp->eps, nt);
+        add_rows(b->x, b->o, (size_t)NQ * (size_t)dim);
     }
-    norm_rows(c->h, c->x, m->out_norm, n_out, dim, hp->eps, nt);
-    c->pos = pos0 + n;
+    norm_rows(b->h, b->x, m->out_norm, NQ, dim, hp->eps, nt);
+    for (int i = 0; i < n_seg; i++) segs[i].ctx->pos += segs[i].n;
     return OWL_OK;
+}
+
+owl_status owl_model_forward(owl_ctx *c, const int32_t *tokens, int n, bool last_only) {
+    owl_seg sg = {.ctx = c, .tokens = tokens, .n = n, .last_only = last_only};
+    return owl_model_forward_segs(&c->buf, &sg, 1);
 }

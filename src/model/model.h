@@ -137,6 +137,26 @@ owl_status owl_lora_add_embd(owl_ctx *ctx, const int32_t *tokens, float *x, int 
 
 /* ---- context (ctx.c) and forward pass (forward.c, attention.c) ---- */
 
+/* Scratch of the forward pass for up to cap rows: a context holds one for
+ * its own micro-batches, an owl_batch one for the rows of all its
+ * sequences (batch.c). */
+typedef struct owl_fwd_buf {
+    int cap;            /* rows */
+    float *x;           /* cap x dim: residual stream */
+    float *h;           /* cap x dim: normed */
+    float *q;           /* cap x q_dim */
+    float *k, *v;       /* cap x kv_dim: keys / values of several sequences before they go to their caches */
+    float *att;         /* cap x q_dim: attention output */
+    float *o;           /* cap x dim: projection out */
+    float *gate, *up;   /* cap x ffn_dim */
+    float *rope_cs;     /* cap x n_rot/2 x (cos, sin) of each row's position */
+    float *rope_cs_swa; /* the windowed layers' own, NULL if the model has no own base for them */
+    int *row_seg;       /* cap: the segment each row belongs to */
+} owl_fwd_buf;
+
+owl_status owl_fwd_buf_init(owl_fwd_buf *b, const owl_model *m, int rows);
+void owl_fwd_buf_free(owl_fwd_buf *b);
+
 struct owl_ctx {
     owl_model *model;
     int n_ctx;          /* positions the KV cache holds */
@@ -145,19 +165,11 @@ struct owl_ctx {
     float *k_cache;     /* [layer][n_ctx][kv_dim] */
     float *v_cache;
     size_t cache_bytes; /* of each (mapped) */
-    /* scratch, sized for n_ub tokens */
-    float *x;           /* n_ub x dim: residual stream */
-    float *h;           /* n_ub x dim: normed */
-    float *q;           /* n_ub x q_dim */
-    float *att;         /* n_ub x q_dim: attention output */
-    float *o;           /* n_ub x dim: projection out */
-    float *gate, *up;   /* n_ub x ffn_dim */
+    owl_fwd_buf buf;    /* scratch, sized for n_ub tokens */
     float *scores;      /* n_score_threads x owl_model_attention_scratch() (mapped) */
     size_t scores_bytes;
     double *rope_inv;   /* n_rot/2 inverse frequencies */
-    float *rope_cs;     /* n_ub x n_rot/2 x (cos, sin) of the micro-batch's positions */
     double *rope_inv_swa; /* the windowed layers' own (rope_base_swa), NULL if none */
-    float *rope_cs_swa;
     int n_score_threads;
     /* logits of the last eval */
     float *logits;
@@ -170,15 +182,46 @@ struct owl_ctx {
     size_t lora_tmp_cap;
 };
 
-/* Runs tokens [0, n) (n <= ctx->n_ub) at positions ctx->pos... through all
- * layers; leaves the final hidden states (normed) in ctx->h and advances
- * ctx->pos. last_only: only the last token's state is wanted (it is then
- * row 0 of ctx->h); the KV cache is filled for all n either way. */
+/* Room for rows x n_vocab logits in ctx->logits (kept if big enough). */
+owl_status owl_ctx_logits_reserve(owl_ctx *ctx, int rows);
+
+/* One sequence's share of a forward pass: n tokens of ctx at positions
+ * ctx->pos... (the KV cache must have room). */
+typedef struct owl_seg {
+    owl_ctx *ctx;
+    const int32_t *tokens;
+    int n;
+    bool last_only; /* only the last row's final state is wanted */
+    /* set by the forward pass: where the segment's final (normed) states
+     * are in the buffer's h, n_out rows (n, or 1 with last_only) */
+    int row, out_row, n_out;
+} owl_seg;
+
+#define OWL_BATCH_MAX_SEQ 256 /* sequences in one forward pass */
+
+/* Runs the segments (1..OWL_BATCH_MAX_SEQ, distinct contexts of one model,
+ * rows in all <= b->cap) through all layers at once: every matrix sees the
+ * rows of all segments, RoPE uses each row's own position, each segment's
+ * attention its own cache, each context's adapters its own rows. Leaves the
+ * final normed states in b->h (see owl_seg.out_row) and advances each
+ * context's pos. The KV cache is filled for all rows either way. */
+owl_status owl_model_forward_segs(owl_fwd_buf *b, owl_seg *segs, int n_seg);
+/* The one-segment case on ctx's own buffer (n <= ctx->n_ub); with
+ * last_only the last token's state is row 0 of ctx->buf.h. */
 owl_status owl_model_forward(owl_ctx *ctx, const int32_t *tokens, int n, bool last_only);
 
-/* Causal grouped-query attention of n query rows (in ctx->q, roped) at
- * positions pos0.. against layer l's cache; writes ctx->att. */
-void owl_model_attention(owl_ctx *ctx, int l, int pos0, int n);
+/* Attention of one segment in one layer: n query rows at q (roped, row
+ * stride q_dim) at positions pos0.. against ctx's cache; output rows at att. */
+typedef struct owl_att_job {
+    owl_ctx *ctx;
+    int pos0, n;
+    const float *q;
+    float *att;
+} owl_att_job;
+
+/* Causal grouped-query attention of all jobs of layer l, in one parallel
+ * loop over (job, query block, head). */
+void owl_model_attention(const owl_att_job *jobs, int n_jobs, int l);
 /* Floats of per-thread scratch owl_model_attention needs. */
 size_t owl_model_attention_scratch(int n_ctx, int head_dim);
 
