@@ -93,6 +93,10 @@ bool cli_parse_float(const char *cmd, const char *flag, const char *text, double
 
 int cli_gen_flag(const char *cmd, int argc, char **argv, int *i, const cli_gen_flags *f) {
     const char *a = argv[*i];
+    if (f->lora && strcmp(a, "--lora") == 0) {
+        const char *v = cli_value(cmd, argc, argv, i);
+        return v && cli_lora_parse(cmd, v, f->lora) ? 1 : -1;
+    }
 #define IS(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
     enum { INT, FLOAT, SEED } kind;
     int *iv = NULL;

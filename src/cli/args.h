@@ -20,6 +20,7 @@ int cli_quantize(int argc, char **argv);
 int cli_perplexity(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_chat(int argc, char **argv);
+int cli_lora(int argc, char **argv);
 
 /* "owl CMD: message (see owl CMD --help)"; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -41,12 +42,28 @@ bool cli_parse_int(const char *cmd, const char *flag, const char *text, long lon
 bool cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
 bool cli_parse_float(const char *cmd, const char *flag, const char *text, double min, double max, float *out);
 
-/* Flags shared by the commands that generate (run, chat): -n, -c, -t and
- * the sampling flags. Each pointer receives its flag's value. */
+/* --lora PATH[:SCALE], repeatable (lora.c). */
+#define CLI_LORA_MAX 8
+typedef struct cli_lora_list {
+    int n;
+    const char *path[CLI_LORA_MAX];
+    float scale[CLI_LORA_MAX];
+} cli_lora_list;
+/* Parses one PATH[:SCALE] into l (a usage message and false if bad). */
+bool cli_lora_parse(const char *cmd, const char *text, cli_lora_list *l);
+/* Loads l's adapters for model and applies them to ctx; *out gets them (n
+ * = l->n; free with cli_lora_free). false after the error message. */
+bool cli_lora_attach(const char *cmd, const owl_model *model, owl_ctx *ctx, const cli_lora_list *l, owl_lora ***out);
+void cli_lora_free(owl_lora **loras, int n);
+
+/* Flags shared by the commands that generate (run, chat): -n, -c, -t,
+ * the sampling flags and --lora (when lora is not NULL). Each pointer
+ * receives its flag's value. */
 typedef struct cli_gen_flags {
     int *n_predict, *n_ctx, *threads, *repeat_last_n;
     owl_sampler_params *sp;
     bool *seed_given;
+    cli_lora_list *lora;
 } cli_gen_flags;
 /* If argv[*i] is one of those flags, parses its value (advancing *i) and
  * returns 1; returns 0 if it is not one of them, -1 after a usage message. */

@@ -44,6 +44,8 @@ static void chat_help(FILE *f) {
             "      --system TEXT      a system message first\n"
             "      --template FILE    use this Jinja chat template instead of the model's\n"
             "      --tokenizer PATH   tokenizer.bin for a llama2.c checkpoint\n"
+            "      --lora PATH[:SCALE] apply a LoRA adapter (PEFT directory or GGUF adapter)\n"
+            "                         times SCALE (default 1); repeatable, up to 8\n"
             "  -c, --ctx-size N       context size in tokens (default 0: the model's)\n"
             "  -n, --n-predict N      most tokens per answer (default -1: until the end\n"
             "                         of the turn or the context is full)\n"
@@ -67,6 +69,7 @@ typedef struct chat_opts {
     int n_predict, n_ctx, threads, repeat_last_n;
     bool seed_given, verbose;
     owl_sampler_params sp;
+    cli_lora_list lora;
 } chat_opts;
 
 static int parse(int argc, char **argv, chat_opts *o) {
@@ -75,7 +78,8 @@ static int parse(int argc, char **argv, chat_opts *o) {
     o->n_predict = -1;
     o->repeat_last_n = o->sp.repeat_last_n;
     bool options_done = false;
-    const cli_gen_flags gen_flags = {&o->n_predict, &o->n_ctx, &o->threads, &o->repeat_last_n, &o->sp, &o->seed_given};
+    const cli_gen_flags gen_flags = {&o->n_predict, &o->n_ctx,        &o->threads, &o->repeat_last_n,
+                                     &o->sp,        &o->seed_given, &o->lora};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (options_done || a[0] != '-' || a[1] == 0) {
@@ -396,6 +400,7 @@ int cli_chat(int argc, char **argv) {
     chat_session s = {.o = &o};
     int ret = CLI_EXIT_RUNTIME;
     char *tmpl = NULL;
+    owl_lora **loras = NULL;
     owl_status st;
     if (o.template_file) {
         size_t len;
@@ -428,6 +433,7 @@ int cli_chat(int argc, char **argv) {
         cli_error(CMD, "cannot create a context of %d tokens: %s", o.n_ctx, owl_last_error());
         goto done;
     }
+    if (o.lora.n && !cli_lora_attach(CMD, s.model, s.ctx, &o.lora, &loras)) goto done;
     owl_model_info info;
     owl_model_get_info(s.model, &info);
     o.sp.repeat_last_n = o.repeat_last_n < 0 ? owl_ctx_size(s.ctx) : o.repeat_last_n;
@@ -475,6 +481,7 @@ done:
     owl_conv_free(s.conv);
     owl_sampler_free(s.smp);
     owl_ctx_free(s.ctx);
+    cli_lora_free(loras, o.lora.n);
     owl_model_free(s.model);
     free(tmpl);
     return ret;

@@ -25,6 +25,7 @@ static void usage(FILE *f) {
             "            machine's memory bandwidth\n"
             "  quantize  quantize a GGUF model (Q8_0, Q4_K_M, ... as llama.cpp's mixes)\n"
             "  finetune  train a LoRA adapter on a text or JSONL file (written as PEFT)\n"
+            "  lora      merge LoRA adapters into a model, convert them (PEFT <-> GGUF)\n"
             "  perplexity  perplexity of a model on a text, KL divergence to a base model\n"
             "  convert   convert a Hugging Face model directory to GGUF\n"
             "  serve     OpenAI-compatible HTTP server (API keys, audit log, metrics)\n"
@@ -68,6 +69,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "run") == 0) return cli_run(argc - 1, argv + 1);
     if (strcmp(cmd, "finetune") == 0) return cli_finetune(argc - 1, argv + 1);
+    if (strcmp(cmd, "lora") == 0) return cli_lora(argc - 1, argv + 1);
     if (strcmp(cmd, "chat") == 0) return cli_chat(argc - 1, argv + 1);
     if (strcmp(cmd, "tokenize") == 0) return cli_tokenize(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return cli_bench(argc - 1, argv + 1);

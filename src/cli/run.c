@@ -37,6 +37,8 @@ static void run_help(FILE *f) {
             "                         model's chat template (ChatML if it has none), print\n"
             "                         only the answer, stop at the end of the turn\n"
             "      --system TEXT      with --chat: a system message first\n"
+            "      --lora PATH[:SCALE] apply a LoRA adapter (PEFT directory or GGUF adapter)\n"
+            "                         times SCALE (default 1); repeatable, up to 8\n"
             "  -c, --ctx-size N       context size in tokens (default 0: the model's)\n"
             "  -n, --n-predict N      tokens to generate (default -1: until EOS or the\n"
             "                         context is full)\n"
@@ -90,6 +92,7 @@ typedef struct run_opts {
     const char *model, *prompt, *prompt_file, *tokenizer, *system, *policy;
     int n_predict, n_ctx, threads, repeat_last_n;
     bool no_bos, ids, quiet, seed_given, chat;
+    cli_lora_list lora;
     owl_sampler_params sp;
 } run_opts;
 
@@ -100,7 +103,8 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->n_predict = -1;
     o->repeat_last_n = o->sp.repeat_last_n;
     bool options_done = false;
-    const cli_gen_flags gen_flags = {&o->n_predict, &o->n_ctx, &o->threads, &o->repeat_last_n, &o->sp, &o->seed_given};
+    const cli_gen_flags gen_flags = {&o->n_predict, &o->n_ctx,        &o->threads, &o->repeat_last_n,
+                                     &o->sp,        &o->seed_given, &o->lora};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (options_done || a[0] != '-' || a[1] == 0) {
@@ -187,6 +191,7 @@ int cli_run(int argc, char **argv) {
     owl_sampler *smp = NULL;
     owl_detok *dt = NULL;
     owl_conv *conv = NULL;
+    owl_lora **loras = NULL;
     int32_t *ids = NULL, *gen = NULL;
     size_t n_ids = 0;
     int n_gen = 0;
@@ -229,6 +234,7 @@ int cli_run(int argc, char **argv) {
         cli_error(CMD, "cannot create a context of %d tokens: %s", o.n_ctx, owl_last_error());
         goto done;
     }
+    if (o.lora.n && !cli_lora_attach(CMD, model, ctx, &o.lora, &loras)) goto done;
     int n_ctx = owl_ctx_size(ctx);
     if (n_ids > (size_t)n_ctx) {
         cli_error(CMD, "the prompt is %zu tokens, longer than the context of %d tokens (see -c)", n_ids, n_ctx);
@@ -335,6 +341,7 @@ done:
     owl_conv_free(conv);
     owl_sampler_free(smp);
     owl_ctx_free(ctx);
+    cli_lora_free(loras, o.lora.n);
     owl_model_free(model);
     free(file_text);
     return ret;
