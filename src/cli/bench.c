@@ -32,6 +32,7 @@ static void bench_help(FILE *f) {
             "      --bw-mib M         bandwidth buffer in MiB (default 1024)\n"
             "      --no-bandwidth     do not measure the bandwidth\n"
             "      --json             print one JSON object instead of the table\n"
+            "      --lora PATH[:SCALE] measure with a LoRA adapter applied (repeatable)\n"
             "  -h, --help             this text\n");
 }
 
@@ -89,6 +90,8 @@ int cli_bench(int argc, char **argv) {
     int n_prompt = 512, n_gen = 128, reps = 5, threads = 0, bw_mib = 1024;
     float bw_seconds = 1.0f;
     bool json = false, no_bw = false;
+    cli_lora_list lora = {0};
+    owl_lora **loras = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
 #define FLAG(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
@@ -127,6 +130,9 @@ int cli_bench(int argc, char **argv) {
             no_bw = true;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--lora") == 0) {
+            VALUE();
+            if (!cli_lora_parse(CMD, v, &lora)) return CLI_EXIT_USAGE;
         } else {
             return cli_usage_error(CMD, "unknown option '%s'", a);
         }
@@ -153,6 +159,7 @@ int cli_bench(int argc, char **argv) {
         cli_error(CMD, "cannot create a context of %d tokens: %s", n_ctx, owl_last_error());
         goto done;
     }
+    if (lora.n && !cli_lora_attach(CMD, model, ctx, &lora, &loras)) goto done;
     /* Any tokens do: speed does not depend on which. Avoid BOS/EOS. */
     toks = malloc((size_t)n_ctx * sizeof *toks);
     v = malloc((size_t)reps * sizeof *v);
@@ -248,6 +255,7 @@ done:
     free(v);
     free(toks);
     owl_ctx_free(ctx);
+    cli_lora_free(loras, lora.n);
     owl_model_free(model);
     return ret;
 }
