@@ -10,6 +10,7 @@
  * POST /v1/embeddings is in embed_route.c (shared declarations: http.h). */
 #include "chat/chat.h"
 #include "chat/conversation.h"
+#include "govern/govern.h"
 #include "tokenizer/tokenizer.h"
 #include "serve/api.h"
 #include "serve/http.h"
@@ -603,10 +604,8 @@ owl_status owl_server_run(owl_model *model, const owl_server_opts *o) {
         st = owl_errorf(OWL_ERR_UNSUPPORTED, "%s: the model has no tokenizer", o->model_path);
         goto done;
     }
-    if (!owl_is_dir(o->model_path)) {
-        st = owl_serve_sha256_file(o->model_path, s.digest);
-        if (st != OWL_OK) goto done;
-    }
+    /* a file's SHA-256; a Hugging Face directory's digest covers every file */
+    if ((st = owl_model_digest(o->model_path, s.digest)) != OWL_OK) goto done;
     {
         owl_conv *cv = NULL; /* the chat template must parse */
         st = owl_conv_new(model, NULL, &cv);
