@@ -239,7 +239,7 @@ owl_status owl_train_seq(owl_train *tr, const int32_t *tokens, const uint8_t *ta
     const float cap = hp->final_softcap;
     double loss = 0;
     bool finite = true;
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : loss) reduction(&& : finite)
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(+ : loss) reduction(&& : finite) if ((size_t)nr * (size_t)vocab >= 32768)
     for (int r = 0; r < nr; r++) {
         float *lg = tr->logits + (size_t)r * (size_t)vocab;
         if (cap > 0) owl_softcap(lg, vocab, cap);

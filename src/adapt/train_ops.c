@@ -18,7 +18,7 @@
 
 void owl_train_norm_fwd(float *y, const float *x, const float *w, float *rs, int n_vec, int len, float eps) {
     const int nt = owl_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (n_vec >= 16)
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n_vec * (size_t)len >= 32768)
     for (int v = 0; v < n_vec; v++) {
         const float *xv = x + (size_t)v * (size_t)len;
         float *yv = y + (size_t)v * (size_t)len;
@@ -33,7 +33,7 @@ void owl_train_norm_fwd(float *y, const float *x, const float *w, float *rs, int
 void owl_train_norm_bwd(float *dx, const float *x, const float *w, const float *rs, const float *dy, int n_vec,
                         int len, bool acc) {
     const int nt = owl_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (n_vec >= 16)
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n_vec * (size_t)len >= 32768)
     for (int v = 0; v < n_vec; v++) {
         const float *xv = x + (size_t)v * (size_t)len, *gv = dy + (size_t)v * (size_t)len;
         float *dv = dx + (size_t)v * (size_t)len;
@@ -135,8 +135,8 @@ static void attn_fwd(owl_train *tr, int l, int n) {
     const int hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, nh = hp->n_heads, group = nh / hp->n_kv_heads;
     const float scale = hp->attn_scale, cap = hp->attn_softcap;
     const int win = tr->m->layers[l].swa ? hp->n_swa : 0;
-    const int nt = owl_threads();
-#pragma omp parallel for num_threads(nt) schedule(static)
+    const int nt = (size_t)n * (size_t)n * (size_t)hd * (size_t)nh < 100000 ? 1 : owl_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int h = 0; h < nh; h++) {
         const int g = h / group;
         float *Ph = tr->P + (size_t)h * (size_t)n * (size_t)n;
@@ -177,13 +177,13 @@ static owl_status attn_bwd(owl_train *tr, int l, int n) {
     const int hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, nkv = hp->n_kv_heads, group = hp->n_heads / nkv;
     const float scale = hp->attn_scale, cap = hp->attn_softcap;
     const int win = tr->m->layers[l].swa ? hp->n_swa : 0;
-    const int nt = owl_threads();
+    const int nt = (size_t)n * (size_t)n * (size_t)hd * (size_t)hp->n_heads < 100000 ? 1 : owl_threads();
     memset(tr->dq, 0, sizeof(float) * (size_t)n * (size_t)qd);
     memset(tr->dk, 0, sizeof(float) * (size_t)n * (size_t)kvd);
     memset(tr->dv, 0, sizeof(float) * (size_t)n * (size_t)kvd);
     float *scratch = malloc(sizeof(float) * (size_t)n * (size_t)nkv);
     if (!scratch) return owl_errorf(OWL_ERR_NOMEM, "fine-tuning: attention scratch of %d floats", n * nkv);
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int g = 0; g < nkv; g++) {
         float *dP = scratch + (size_t)g * (size_t)n;
         for (int h = g * group; h < (g + 1) * group; h++) {
@@ -226,7 +226,7 @@ static owl_status attn_bwd(owl_train *tr, int l, int n) {
 
 static void act_fwd(bool geglu, float *a, const float *g, const float *u, int n, int ffn) {
     const int nt = owl_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (n >= 8)
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n * (size_t)ffn >= 32768)
     for (int t = 0; t < n; t++) {
         const size_t o = (size_t)t * (size_t)ffn;
         if (geglu) owl_geglu(a + o, g + o, u + o, ffn);
