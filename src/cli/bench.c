@@ -2,6 +2,7 @@
  * machine's own memory read bandwidth. */
 #include "base/base.h"
 #include "cli/args.h"
+#include "tensor/tensor.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@ static const char *CMD = "bench";
 static void bench_help(FILE *f) {
     fprintf(f,
             "usage: owl bench MODEL [options]\n"
+            "       owl bench --peak [-t N] [--seconds S] [--json]\n"
             "\n"
             "Measures, like llama-bench's pp512 and tg128:\n"
             "  pp  prompt processing: P tokens evaluated in one batch from an empty cache\n"
@@ -21,7 +23,17 @@ static void bench_help(FILE *f) {
             "the machine's memory read bandwidth with the same threads, the bytes of\n"
             "weights read per generated token, the achieved bytes/s of generation\n"
             "(tg tok/s x bytes per token) as a fraction of that bandwidth, and the\n"
-            "ratio of pp to tg speed per token.\n"
+            "ratio of pp to tg speed per token; then the peak of the matrix unit that\n"
+            "matches the weights (AMX int8 for quantized weights, whose dot products\n"
+            "are integer, AMX bf16 for float weights; AVX-512 where there is no AMX)\n"
+            "and pp's FLOP/s as a fraction of it. pp FLOPs = 2 x the layer matrices'\n"
+            "parameters x P + the output head for the last token + attention\n"
+            "(4 x q_dim x P(P+1)/2 per layer).\n"
+            "\n"
+            "--peak measures the machine instead, on 1 and N threads: AMX int8\n"
+            "(tdpbssd) and bf16 (tdpbf16ps) tile loops, AVX-512 VNNI int8, BF16 and\n"
+            "FP32 dot loops (data in registers; the best of several trials) and the\n"
+            "memory read bandwidth.\n"
             "\n"
             "  -p, --n-prompt P       prompt tokens, 0 = skip pp (default 512)\n"
             "  -n, --n-gen N          generated tokens, 0 = skip tg (default 128)\n"
@@ -31,6 +43,10 @@ static void bench_help(FILE *f) {
             "      --bw-seconds S     time spent measuring bandwidth (default 1.0)\n"
             "      --bw-mib M         bandwidth buffer in MiB (default 1024)\n"
             "      --no-bandwidth     do not measure the bandwidth\n"
+            "      --no-peak          do not measure the matrix unit's peak\n"
+            "      --peak             measure the machine's peak throughput (no MODEL)\n"
+            "      --seconds S        time per unit and thread count for --peak and the\n"
+            "                         peak of a model run (default 0.5)\n"
             "      --json             print one JSON object instead of the table\n"
             "      --lora PATH[:SCALE] measure with a LoRA adapter applied (repeatable)\n"
             "  -h, --help             this text\n");
@@ -80,6 +96,83 @@ static json_t *stats_json(const char *name, int tokens, stats s) {
                      "tok_s_median", s.median, "tok_s_min", s.min, "tok_s_max", s.max);
 }
 
+/* owl bench --peak: each unit on 1 and on n threads, then the bandwidth. */
+static int bench_peak(int threads, double seconds, bool json, float bw_seconds, int bw_mib, bool no_bw) {
+    int counts[2] = {1, threads};
+    int nc = threads > 1 ? 2 : 1;
+    json_t *root = json ? json_object() : NULL, *arr = json ? json_array() : NULL;
+    if (json && (!root || !arr)) {
+        json_decref(root);
+        json_decref(arr);
+        return cli_error(CMD, "out of memory");
+    }
+    if (!json) printf("%-12s %8s %14s %14s\n", "unit", "threads", "GOP/s", "per thread");
+    for (int u = 0; u < OWL_PEAK_COUNT; u++) {
+        bool avail = owl_peak_available((owl_peak_unit)u);
+        for (int c = 0; c < nc; c++) {
+            double ops = avail ? owl_peak_measure((owl_peak_unit)u, counts[c], seconds) : 0.0;
+            if (json) {
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:i, s:o, s:o}", "unit", owl_peak_name((owl_peak_unit)u),
+                                                     "kind", owl_peak_is_int8((owl_peak_unit)u) ? "int8" : "float", "available",
+                                                     avail, "threads", counts[c], "gops", avail ? json_real(ops / 1e9) : json_null(),
+                                                     "gops_per_thread", avail ? json_real(ops / 1e9 / counts[c]) : json_null()));
+            } else if (avail) {
+                printf("%-12s %8d %14.1f %14.1f\n", owl_peak_name((owl_peak_unit)u), counts[c], ops / 1e9, ops / 1e9 / counts[c]);
+            } else if (c == 0) {
+                printf("%-12s %8s %14s\n", owl_peak_name((owl_peak_unit)u), "-", "not on this CPU");
+            }
+        }
+    }
+    double bw[2] = {0, 0};
+    for (int c = 0; c < nc && !no_bw; c++) bw[c] = owl_measure_read_bandwidth_ex(counts[c], bw_seconds, (size_t)bw_mib << 20);
+    if (json) {
+        json_object_set_new(root, "threads", json_integer(threads));
+        json_object_set_new(root, "seconds_per_test", json_real(seconds));
+        json_object_set_new(root, "units", arr);
+        json_t *b = json_array();
+        for (int c = 0; c < nc && !no_bw && b; c++)
+            json_array_append_new(b, json_pack("{s:i, s:f}", "threads", counts[c], "gb_s", bw[c]));
+        json_object_set_new(root, "bandwidth", no_bw ? json_null() : b ? b : json_null());
+        if (no_bw) json_decref(b);
+        char *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+        json_decref(root);
+        if (!out) return cli_error(CMD, "cannot format the JSON output");
+        printf("%s\n", out);
+        free(out);
+    } else {
+        printf("(GOP/s: a multiply-add is two operations; the best of the trials of %.2f s)\n", seconds);
+        for (int c = 0; c < nc && !no_bw; c++)
+            printf("bandwidth    %.2f GB/s (memory read, %d thread%s)\n", bw[c], counts[c], counts[c] == 1 ? "" : "s");
+    }
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : cli_error(CMD, "cannot write to stdout");
+}
+
+/* The unit whose peak pp is compared with: integer dots for quantized
+ * weights, bf16 for float ones; AVX-512 where there is no AMX. -1: none. */
+static int matching_unit(const char *weight_type) {
+    owl_dtype t;
+    bool quant = false;
+    if (weight_type && owl_dtype_from_name(weight_type, &t)) {
+        const owl_dtype_info *d = owl_dtype_get((uint32_t)t);
+        quant = d && d->quantized;
+    }
+    const owl_peak_unit order_q[] = {OWL_PEAK_AMX_INT8, OWL_PEAK_VNNI_INT8};
+    const owl_peak_unit order_f[] = {OWL_PEAK_AMX_BF16, OWL_PEAK_AVX512_BF16, OWL_PEAK_AVX512_FP32};
+    const owl_peak_unit *o = quant ? order_q : order_f;
+    int n = quant ? 2 : 3;
+    for (int i = 0; i < n; i++)
+        if (owl_peak_available(o[i])) return (int)o[i];
+    return -1;
+}
+
+/* FLOPs of one pp run of p tokens (see the help text). */
+static double pp_flops(const owl_model_info *in, int p) {
+    double qd = (double)in->n_heads * in->head_dim, kvd = (double)in->n_kv_heads * in->head_dim, d = in->dim;
+    double layer = d * qd + 2 * d * kvd + qd * d + 3 * d * (double)in->ffn_dim;
+    double attn = 4.0 * qd * (double)p * (p + 1) / 2.0;
+    return in->n_layers * (2.0 * layer * p + attn) + 2.0 * (double)in->n_vocab * d;
+}
+
 static const char *base_name(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
@@ -88,8 +181,8 @@ static const char *base_name(const char *path) {
 int cli_bench(int argc, char **argv) {
     const char *model_path = NULL, *tokenizer = NULL;
     int n_prompt = 512, n_gen = 128, reps = 5, threads = 0, bw_mib = 1024;
-    float bw_seconds = 1.0f;
-    bool json = false, no_bw = false;
+    float bw_seconds = 1.0f, peak_seconds = 0.5f;
+    bool json = false, no_bw = false, peak = false, no_peak = false;
     cli_lora_list lora = {0};
     owl_lora **loras = NULL;
     for (int i = 1; i < argc; i++) {
@@ -128,6 +221,13 @@ int cli_bench(int argc, char **argv) {
             if (!cli_parse_int(CMD, a, v, 1, 1 << 20, &bw_mib)) return CLI_EXIT_USAGE;
         } else if (strcmp(a, "--no-bandwidth") == 0) {
             no_bw = true;
+        } else if (strcmp(a, "--peak") == 0) {
+            peak = true;
+        } else if (strcmp(a, "--no-peak") == 0) {
+            no_peak = true;
+        } else if (strcmp(a, "--seconds") == 0) {
+            VALUE();
+            if (!cli_parse_float(CMD, a, v, 0.01, 60.0, &peak_seconds)) return CLI_EXIT_USAGE;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
         } else if (strcmp(a, "--lora") == 0) {
@@ -138,6 +238,11 @@ int cli_bench(int argc, char **argv) {
         }
 #undef FLAG
 #undef VALUE
+    }
+    if (peak) {
+        if (model_path) return cli_usage_error(CMD, "--peak measures the machine: no MODEL with it (got '%s')", model_path);
+        owl_set_threads(threads);
+        return bench_peak(owl_get_threads(), peak_seconds, json, bw_seconds, bw_mib, no_bw);
     }
     if (!model_path) return cli_usage_error(CMD, "no model given");
     if (n_prompt == 0 && n_gen == 0) return cli_usage_error(CMD, "nothing to measure: -p and -n are both 0");
@@ -188,6 +293,11 @@ int cli_bench(int argc, char **argv) {
     double achieved = tg.median * (double)info.bytes_per_token / 1e9; /* GB/s */
     double frac = bw > 0 ? achieved / bw : 0.0;
     double ratio = tg.median > 0 ? pp.median / tg.median : 0.0;
+    int unit = n_prompt > 0 && !no_peak ? matching_unit(info.weight_type) : -1;
+    double peak_ops = unit >= 0 ? owl_peak_measure((owl_peak_unit)unit, used_threads, peak_seconds) : 0.0;
+    double flops = n_prompt > 0 ? pp_flops(&info, n_prompt) : 0.0;
+    double pp_ops = pp.median > 0 ? flops * pp.median / n_prompt : 0.0; /* FLOP/s at the median speed */
+    double pp_frac = peak_ops > 0 ? pp_ops / peak_ops : 0.0;
 
     if (json) {
         root = json_object();
@@ -212,6 +322,11 @@ int cli_bench(int argc, char **argv) {
         json_object_set_new(root, "tg_achieved_gb_s", n_gen > 0 ? json_real(achieved) : json_null());
         json_object_set_new(root, "tg_bandwidth_fraction", n_gen > 0 && bw > 0 ? json_real(frac) : json_null());
         json_object_set_new(root, "pp_tg_ratio", n_prompt > 0 && n_gen > 0 ? json_real(ratio) : json_null());
+        json_object_set_new(root, "pp_flops", n_prompt > 0 ? json_real(flops) : json_null());
+        json_object_set_new(root, "pp_gflop_s", n_prompt > 0 ? json_real(pp_ops / 1e9) : json_null());
+        json_object_set_new(root, "peak_unit", unit >= 0 ? json_string(owl_peak_name((owl_peak_unit)unit)) : json_null());
+        json_object_set_new(root, "peak_gops", unit >= 0 ? json_real(peak_ops / 1e9) : json_null());
+        json_object_set_new(root, "pp_peak_fraction", unit >= 0 && peak_ops > 0 ? json_real(pp_frac) : json_null());
         char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
         if (!s) {
             cli_error(CMD, "cannot format the JSON output");
@@ -244,6 +359,13 @@ int cli_bench(int argc, char **argv) {
             printf("\n");
         }
         if (n_prompt > 0 && n_gen > 0) printf("pp/tg        %.2fx the speed per token\n", ratio);
+        if (n_prompt > 0) {
+            printf("pp FLOP/s    %.1f GFLOP/s (%.3f TFLOP per run)", pp_ops / 1e9, flops / 1e12);
+            if (unit >= 0 && peak_ops > 0)
+                printf(" = %.1f%% of the %s peak (%.1f GOP/s, %d thread%s)", 100.0 * pp_frac, owl_peak_name((owl_peak_unit)unit),
+                       peak_ops / 1e9, used_threads, used_threads == 1 ? "" : "s");
+            printf("\n");
+        }
     }
     ret = fflush(stdout) == 0 ? CLI_EXIT_OK : cli_error(CMD, "cannot write to stdout");
     goto done;

@@ -89,6 +89,23 @@ bool owl_matmul_supported(owl_dtype t);
  * owl_threads() threads, the same result for the same number of threads. */
 owl_status owl_matmul_t(const owl_mat *W, const float *dY, float *dX, int n_tok, bool acc);
 
+/* Peak matrix throughput of this machine (gemm_peak.c): a loop of one
+ * unit's multiply-accumulate instruction on register / tile data, on
+ * `threads` threads at once for about `seconds`; the best trial in
+ * operations per second (a multiply-add is two), 0 if the CPU lacks it. */
+typedef enum owl_peak_unit {
+    OWL_PEAK_AMX_INT8,     /* tdpbssd */
+    OWL_PEAK_AMX_BF16,     /* tdpbf16ps */
+    OWL_PEAK_VNNI_INT8,    /* AVX-512 VNNI vpdpbusd */
+    OWL_PEAK_AVX512_BF16,  /* AVX-512 BF16 vdpbf16ps */
+    OWL_PEAK_AVX512_FP32,  /* AVX-512 FMA */
+    OWL_PEAK_COUNT
+} owl_peak_unit;
+const char *owl_peak_name(owl_peak_unit u); /* "amx_int8", ... */
+bool owl_peak_available(owl_peak_unit u);
+bool owl_peak_is_int8(owl_peak_unit u);
+double owl_peak_measure(owl_peak_unit u, int threads, double seconds);
+
 /* Dot product of n elements: a of type t, b float. */
 float owl_dot_f32(owl_dtype t, const void *a, const float *b, int64_t n);
 
