@@ -2,13 +2,19 @@
  * mix chooses (quant_mix.c); its rows are converted to float and quantized
  * in parallel, the metadata is copied with general.file_type and
  * general.quantization_version set, and the file is written atomically by
- * owl_gguf_write (temporary file + rename: a failure leaves nothing). */
+ * owl_gguf_write_stream (temporary file + rename: a failure leaves nothing).
+ * Tensors are converted one at a time as the writer reaches them, into one
+ * buffer the size of the largest: the memory held is about one tensor, and
+ * the input pages of a converted tensor are handed back to the kernel (they
+ * are read again from the file if needed). */
 #include "eval/eval.h"
 #include "tensor/quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Copies every entry of src into dst (deep, keys NUL-terminated). */
 static owl_status copy_meta(owl_meta *dst, const owl_meta *src) {
@@ -61,6 +67,48 @@ static owl_status convert_tensor(const owl_weight *in, owl_dtype t, void *dst, s
     return OWL_OK;
 }
 
+/* Drops the resident pages of [p, p + n) when they lie in one of ws's
+ * read-only file mappings (MAP_PRIVATE, never written: the kernel reads
+ * them again from the file if touched). Anything else is left alone. */
+static void release_input(const owl_weights *ws, const void *p, uint64_t n) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || !p || n == 0) return;
+    uintptr_t a = (uintptr_t)p, e = a + (uintptr_t)n;
+    for (size_t i = 0; i < ws->n_maps; i++) {
+        uintptr_t m0 = (uintptr_t)ws->maps[i].data, m1 = m0 + ws->maps[i].size;
+        if (!ws->maps[i].data || a < m0 || e > m1) continue;
+        uintptr_t lo = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg, hi = e / (uintptr_t)pg * (uintptr_t)pg;
+        if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}
+
+typedef struct {
+    const owl_weights *ws;
+    const owl_weight *outw;
+    const owl_quantize_params *params;
+    void *buf; /* holds the tensor being written */
+} stream_state;
+
+/* The writer's callback: tensor i's bytes, converted now if its type
+ * changes. */
+static owl_status fill_tensor(void *ud, size_t i, const void **data) {
+    stream_state *ss = ud;
+    const owl_weight *w = &ss->ws->w[i], *o = &ss->outw[i];
+    if (o->dtype == w->dtype) {
+        *data = w->data;
+    } else {
+        uint64_t row = 0;
+        owl_dtype_bytes(o->dtype, (uint64_t)w->ne[0], &row);
+        owl_status st = convert_tensor(w, o->dtype, ss->buf, (size_t)row);
+        if (st != OWL_OK) return st;
+        release_input(ss->ws, w->data, w->nbytes);
+        *data = ss->buf;
+    }
+    if (ss->params->on_tensor) ss->params->on_tensor(ss->params->ud, i + 1, ss->ws->n, w, o->dtype);
+    return OWL_OK;
+}
+
 owl_status owl_eval_quantize(const owl_weights *ws, const char *out_path, const owl_quantize_params *params,
                              owl_quantize_stats *stats) {
     owl_quantize_stats s = {0};
@@ -72,10 +120,11 @@ owl_status owl_eval_quantize(const owl_weights *ws, const char *out_path, const 
     owl_quant_plan_state plan = {0};
 
     owl_weight *outw = calloc(ws->n ? ws->n : 1, sizeof *outw);
-    void **owned = calloc(ws->n ? ws->n : 1, sizeof *owned);
+    stream_state ss = {.ws = ws, .outw = outw, .params = params};
     owl_meta meta = {0};
     owl_status st = OWL_OK;
-    if (!outw || !owned) {
+    uint64_t largest = 0;
+    if (!outw) {
         st = owl_errorf(OWL_ERR_NOMEM, "quantize: no memory for %zu tensors", ws->n);
         goto done;
     }
@@ -107,46 +156,34 @@ owl_status owl_eval_quantize(const owl_weights *ws, const char *out_path, const 
             }
             uint64_t row = 0, total = 0;
             if (!owl_dtype_bytes(t, (uint64_t)w->ne[0], &row) ||
-                !owl_mul_ok(row, (uint64_t)(owl_weight_nelem(w) / w->ne[0]), &total)) {
+                !owl_mul_ok(row, (uint64_t)(owl_weight_nelem(w) / w->ne[0]), &total) || total > SIZE_MAX) {
                 st = owl_errorf(OWL_ERR_FORMAT, "%s: tensor '%s': %lld values per row do not fit %s", ws->path,
                                 w->name, (long long)w->ne[0], owl_dtype_name(t));
                 goto done;
             }
             outw[i].dtype = t;
             outw[i].nbytes = total;
-            outw[i].data = NULL;
+            if (total > largest) largest = total;
             if (fallback) s.n_fallback++;
-        }
-    }
-    for (size_t i = 0; i < ws->n; i++) {
-        const owl_weight *w = &ws->w[i];
-        s.in_bytes += w->nbytes;
-        if (outw[i].dtype != w->dtype) {
-            uint64_t row = 0;
-            owl_dtype_bytes(outw[i].dtype, (uint64_t)w->ne[0], &row);
-            owned[i] = malloc(outw[i].nbytes ? outw[i].nbytes : 1);
-            if (!owned[i]) {
-                st = owl_errorf(OWL_ERR_NOMEM, "quantize: no memory for tensor '%s' (%llu bytes)", w->name,
-                                (unsigned long long)outw[i].nbytes);
-                goto done;
-            }
-            if ((st = convert_tensor(w, outw[i].dtype, owned[i], (size_t)row)) != OWL_OK) goto done;
-            outw[i].data = owned[i];
             s.n_quantized++;
         }
+        outw[i].data = NULL; /* every tensor comes through fill_tensor, in file order */
+        s.in_bytes += w->nbytes;
         s.out_bytes += outw[i].nbytes;
         s.n_tensors++;
-        if (params->on_tensor) params->on_tensor(params->ud, i + 1, ws->n, w, outw[i].dtype);
+    }
+    ss.buf = malloc(largest ? (size_t)largest : 1);
+    if (!ss.buf) {
+        st = owl_errorf(OWL_ERR_NOMEM, "quantize: no memory for a tensor of %llu bytes", (unsigned long long)largest);
+        goto done;
     }
 
     if ((st = copy_meta(&meta, &ws->meta)) != OWL_OK) goto done;
     if ((st = owl_meta_set_u32(&meta, "general.file_type", mix->file_type)) != OWL_OK) goto done;
     if ((st = owl_meta_set_u32(&meta, "general.quantization_version", 2)) != OWL_OK) goto done;
-    st = owl_gguf_write(out_path, &meta, outw, ws->n, 0);
+    st = owl_gguf_write_stream(out_path, &meta, outw, ws->n, 0, fill_tensor, &ss);
 done:
-    if (owned)
-        for (size_t i = 0; i < ws->n; i++) free(owned[i]);
-    free(owned);
+    free(ss.buf);
     free(outw);
     owl_meta_free(&meta);
     if (stats) *stats = s;

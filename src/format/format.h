@@ -209,5 +209,13 @@ owl_status owl_weights_open(const char *path, const char *tokenizer_path, owl_we
  * alignment 0: general.alignment from meta or 32. */
 owl_status owl_gguf_write(const char *path, const owl_meta *meta, const owl_weight *tensors, size_t n_tensors,
                           uint32_t alignment);
+/* The same, streaming: a tensor whose data is NULL (nbytes > 0) is asked of
+ * fill(ud, i, &data) when the writer reaches it, in file order; data must
+ * hold the tensor's nbytes bytes until the next call (so one buffer can
+ * serve every tensor). An error from fill stops the write (nothing is left
+ * behind) and is returned as it is. */
+typedef owl_status (*owl_gguf_fill_fn)(void *ud, size_t i, const void **data);
+owl_status owl_gguf_write_stream(const char *path, const owl_meta *meta, const owl_weight *tensors, size_t n_tensors,
+                                 uint32_t alignment, owl_gguf_fill_fn fill, void *ud);
 
 #endif

@@ -1,6 +1,8 @@
 /* GGUF v3 writer: metadata (every value type, nested arrays), tensor infos,
  * aligned tensor data streamed from wherever it lives (each tensor, the last
- * included, padded to the alignment as ggml writes it). The file is written
+ * included, padded to the alignment as ggml writes it), or produced tensor
+ * by tensor by a callback while the file is written (owl quantize: one
+ * tensor in memory at a time). The file is written
  * to a temporary file beside the target, flushed to disk and renamed into
  * place; on any error the temporary file is removed and the target is left
  * as it was. */
@@ -20,11 +22,19 @@ typedef struct writer {
     const char *path;
     uint64_t pos;
     bool failed;
+    int err; /* errno of the failed write */
+    owl_gguf_fill_fn fill; /* tensors without data come from here */
+    void *ud;
+    owl_status fill_status; /* the callback's failure, if any */
 } writer;
 
 static void put(writer *w, const void *p, size_t n) {
     if (w->failed || n == 0) return;
-    if (fwrite(p, 1, n, w->f) != n) w->failed = true;
+    errno = 0;
+    if (fwrite(p, 1, n, w->f) != n) {
+        w->failed = true;
+        w->err = errno ? errno : EIO;
+    }
     w->pos += n;
 }
 
@@ -143,7 +153,7 @@ static void put_value(writer *w, const owl_meta_value *v) {
     }
 }
 
-static owl_status check_tensor(const owl_weight *t, size_t i) {
+static owl_status check_tensor(const owl_weight *t, size_t i, bool streamed) {
     const char *name = t->name ? t->name : "";
     if (!t->name) return owl_errorf(OWL_ERR_ARG, "tensor #%zu has no name", i);
     if (strlen(name) >= 64) /* GGML_MAX_NAME: llama.cpp refuses longer names */
@@ -163,7 +173,7 @@ static owl_status check_tensor(const owl_weight *t, size_t i) {
     if (bytes != t->nbytes)
         return owl_errorf(OWL_ERR_ARG, "tensor '%s': %llu bytes given, its shape as %s needs %llu", name,
                           (unsigned long long)t->nbytes, info->name, (unsigned long long)bytes);
-    if (bytes && !t->data) return owl_errorf(OWL_ERR_ARG, "tensor '%s' has no data", name);
+    if (bytes && !t->data && !streamed) return owl_errorf(OWL_ERR_ARG, "tensor '%s' has no data", name);
     return OWL_OK;
 }
 
@@ -171,7 +181,8 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static owl_status check_input(const owl_meta *meta, const owl_weight *tensors, size_t n, uint32_t alignment) {
+static owl_status check_input(const owl_meta *meta, const owl_weight *tensors, size_t n, uint32_t alignment,
+                              bool streamed) {
     if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > (1u << 30))
         return owl_errorf(OWL_ERR_ARG, "alignment %u is not a nonzero power of two (at most 2^30)", alignment);
     for (size_t i = 0; meta && i < meta->n; i++) {
@@ -182,7 +193,7 @@ static owl_status check_input(const owl_meta *meta, const owl_weight *tensors, s
         if (s != OWL_OK) return s;
     }
     for (size_t i = 0; i < n; i++) {
-        owl_status s = check_tensor(&tensors[i], i);
+        owl_status s = check_tensor(&tensors[i], i, streamed);
         if (s != OWL_OK) return s;
     }
     if (n < 2) return OWL_OK;
@@ -243,6 +254,17 @@ static void write_all(writer *w, const owl_meta *meta, const owl_weight *tensors
     for (size_t i = 0; i < n && !w->failed; i++) {
         const uint8_t *p = tensors[i].data;
         uint64_t left = tensors[i].nbytes;
+        if (!p && left > 0) {
+            const void *got = NULL;
+            owl_status s = w->fill(w->ud, i, &got);
+            if (s == OWL_OK && !got) s = owl_errorf(OWL_ERR_ARG, "tensor '%s': no data given", tensors[i].name);
+            if (s != OWL_OK) {
+                w->fill_status = s;
+                w->failed = true;
+                return;
+            }
+            p = got;
+        }
         while (left > 0 && !w->failed) { /* in pieces: fwrite takes size_t, and errors show early */
             size_t k = left > (1u << 26) ? (1u << 26) : (size_t)left;
             put(w, p, k);
@@ -257,6 +279,11 @@ static void write_all(writer *w, const owl_meta *meta, const owl_weight *tensors
 
 owl_status owl_gguf_write(const char *path, const owl_meta *meta, const owl_weight *tensors, size_t n_tensors,
                           uint32_t alignment) {
+    return owl_gguf_write_stream(path, meta, tensors, n_tensors, alignment, NULL, NULL);
+}
+
+owl_status owl_gguf_write_stream(const char *path, const owl_meta *meta, const owl_weight *tensors, size_t n_tensors,
+                                 uint32_t alignment, owl_gguf_fill_fn fill, void *ud) {
     if (alignment == 0) {
         uint64_t a = GGUF_DEFAULT_ALIGNMENT;
         if (meta && owl_meta_find(meta, "general.alignment") && !owl_meta_get_u64(meta, "general.alignment", &a))
@@ -265,7 +292,7 @@ owl_status owl_gguf_write(const char *path, const owl_meta *meta, const owl_weig
                                               (unsigned long long)a);
         alignment = (uint32_t)a;
     }
-    owl_status s = check_input(meta, tensors, n_tensors, alignment);
+    owl_status s = check_input(meta, tensors, n_tensors, alignment, fill != NULL);
     if (s != OWL_OK) return owl_error_prefix(s, "%s", path);
 
     size_t len = strlen(path);
@@ -279,7 +306,7 @@ owl_status owl_gguf_write(const char *path, const owl_meta *meta, const owl_weig
         return s;
     }
     (void)fchmod(fd, 0644); /* mkstemp makes 0600; a model file is readable like any other */
-    writer w = {.f = fdopen(fd, "wb"), .path = path};
+    writer w = {.f = fdopen(fd, "wb"), .path = path, .fill = fill, .ud = ud};
     if (!w.f) {
         s = owl_errorf(OWL_ERR_IO, "%s: cannot open %s: %s", path, tmp, strerror(errno));
         close(fd);
@@ -289,7 +316,13 @@ owl_status owl_gguf_write(const char *path, const owl_meta *meta, const owl_weig
     }
     setvbuf(w.f, NULL, _IOFBF, 1 << 20);
     write_all(&w, meta, tensors, n_tensors, alignment);
-    int err = w.failed ? errno : 0;
+    if (w.fill_status != OWL_OK) { /* the producer failed: its message stands */
+        fclose(w.f);
+        unlink(tmp);
+        free(tmp);
+        return w.fill_status;
+    }
+    int err = w.failed ? w.err : 0;
     if (!w.failed && fflush(w.f) != 0) err = errno ? errno : EIO;
     if (!err && fsync(fileno(w.f)) != 0) err = errno ? errno : EIO;
     if (fclose(w.f) != 0 && !err) err = errno ? errno : EIO;

@@ -127,12 +127,6 @@ void owl_q6_k_quantize(const float *x, void *y, int64_t nb);
 void owl_q6_k_dequantize(const void *x, float *y, int64_t nb);
 float owl_q6_k_dot_ref(const void *w, const void *x, int64_t nb);
 
-/* Scale search used by the K-quant quantizers (quant_k_fit.c). */
-/* x ~= s*q - m, q in [0, nmax], m >= 0: returns s, sets *m. */
-float owl_qfit_asym(int n, const float *x, int nmax, float *m);
-/* x ~= s*q, q in [-nneg, npos]: returns s (may be negative). */
-float owl_qfit_sym(int n, const float *x, int nneg, int npos);
-
 /* SIMD dots (NULL when not compiled for this machine). Same contracts as
  * the _ref functions. */
 owl_qdot_fn owl_qdot_avx512(owl_dtype t);
