@@ -376,17 +376,18 @@ int cli_finetune(int argc, char **argv) {
         if (!isfinite(loss) || owl_adamw_step(tr, &opt, step, m, v, &gnorm) != OWL_OK || !owl_train_params_finite(tr)) {
             nan_stop = true;
             if (tty && !quiet) fputc('\n', stderr);
+            char what[96];
+            if (!isfinite(loss)) snprintf(what, sizeof what, "the loss is NaN");
+            else if (!isfinite(gnorm)) snprintf(what, sizeof what, "the gradient norm is %g", gnorm);
+            else snprintf(what, sizeof what, "the update made the adapter non-finite");
             if (r.saved_step >= 0)
                 cli_error(CMD,
-                          "step %lld: the loss is %s (gradient norm %g): training stopped; the adapter and checkpoint "
-                          "of step %lld are kept in '%s' (a lower --lr may help)",
-                          (long long)step + 1, isfinite(loss) ? "finite but the update is not" : "NaN", gnorm,
-                          (long long)r.saved_step, out_dir);
+                          "step %lld: %s: training stopped; the adapter and checkpoint of step %lld are kept in '%s' "
+                          "(a lower --lr may help)",
+                          (long long)step + 1, what, (long long)r.saved_step, out_dir);
             else
-                cli_error(CMD,
-                          "step %lld: the loss is %s (gradient norm %g): training stopped before any checkpoint was "
-                          "written (a lower --lr may help)",
-                          (long long)step + 1, isfinite(loss) ? "finite but the update is not" : "NaN", gnorm);
+                cli_error(CMD, "step %lld: %s: training stopped before any checkpoint was written (a lower --lr may help)",
+                          (long long)step + 1, what);
             break;
         }
         state.step = step + 1;
