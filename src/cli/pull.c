@@ -3,6 +3,7 @@
 #include "cli/govern_cli.h"
 #include "store/store.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,7 @@ int cli_pull(int argc, char **argv) {
     int rc = parse("pull", argc, argv, &repo, &o, &quiet);
     if (rc >= 0) return rc;
     if (!quiet && isatty(2)) o.progress = progress;
+    signal(SIGXFSZ, SIG_IGN); /* past a file size limit a write fails (EFBIG) and is reported, no core dump */
     char *snap = NULL;
     if (owl_store_pull(repo, &o, &snap)) return cli_error("pull", "%s", owl_last_error());
     printf("%s\n", snap);

@@ -104,6 +104,7 @@ typedef struct dl {
     long status;  /* of the last status line (redirects have several) */
     bool ranged;  /* a Range was asked for */
     bool started; /* body bytes arrived */
+    int werr;     /* errno of a failed write (disk full, file too large) */
 } dl;
 
 static size_t on_header(char *b, size_t size, size_t nmemb, void *ud) {
@@ -122,14 +123,30 @@ static size_t to_file(char *ptr, size_t size, size_t nmemb, void *ud) {
     if (!d->started) {
         d->started = true;
         if (d->ranged && d->status == 200) { /* the server sent the whole file: start over */
-            if (fflush(d->f) != 0 || ftruncate(fileno(d->f), 0) != 0 || fseek(d->f, 0, SEEK_SET) != 0) return 0;
+            if (fflush(d->f) != 0 || ftruncate(fileno(d->f), 0) != 0 || fseek(d->f, 0, SEEK_SET) != 0) {
+                d->werr = errno;
+                return 0;
+            }
             d->base = 0;
         }
     }
-    if (fwrite(ptr, 1, k, d->f) != k) return 0;
+    errno = 0;
+    if (fwrite(ptr, 1, k, d->f) != k || fflush(d->f) != 0) { /* flushed: a full disk shows here, not later */
+        d->werr = errno ? errno : EIO;
+        return 0;
+    }
     d->base += k;
     if (d->o->progress) d->o->progress(d->o->ud, d->name, d->base, d->total);
     return k;
+}
+
+/* What went wrong with a transfer, in words (why: curl's error buffer). */
+static const char *transfer_error(CURLcode rc, const char *why, char *out, size_t cap) {
+    const char *text = why[0] ? why : curl_easy_strerror(rc);
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_WEIRD_SERVER_REPLY) snprintf(out, cap, "the answer is not HTTP (%s)", text);
+    else if (rc == CURLE_PARTIAL_FILE) snprintf(out, cap, "the answer was cut short (%s)", text);
+    else snprintf(out, cap, "%s", text);
+    return out;
 }
 
 static CURL *new_handle(const char *url, const char *token, struct curl_slist **hdrs) {
@@ -158,6 +175,8 @@ static owl_status http_get_json(const char *url, const char *token, json_t **out
     CURL *c = new_handle(url, token, &h);
     if (!c) return owl_errorf(OWL_ERR_NOMEM, "%s: cannot start libcurl", url);
     membuf b = {0};
+    char ebuf[CURL_ERROR_SIZE] = "", why[CURL_ERROR_SIZE + 64];
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, to_mem);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(c);
@@ -166,8 +185,14 @@ static owl_status http_get_json(const char *url, const char *token, json_t **out
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
     owl_status st = OWL_OK;
-    if (rc != CURLE_OK) st = owl_errorf(OWL_ERR_IO, "%s: %s", url, b.too_big ? "answer too large" : curl_easy_strerror(rc));
-    else if (status != 200) st = owl_errorf(OWL_ERR_IO, "%s: HTTP %ld%s", url, status, status == 401 || status == 403 ? " (gated or private: set HF_TOKEN)" : status == 404 ? " (no such repository or revision)" : "");
+    if (rc != CURLE_OK)
+        st = owl_errorf(OWL_ERR_IO, "%s: %s", url, b.too_big ? "answer too large" : transfer_error(rc, ebuf, why, sizeof why));
+    else if (status != 200)
+        st = owl_errorf(OWL_ERR_IO, "%s: HTTP %ld%s", url, status,
+                        status == 401 || status == 403 ? " (gated or private: set HF_TOKEN)"
+                        : status == 404               ? " (no such repository or revision)"
+                        : status >= 500               ? " (the hub failed: try again later)"
+                                                      : "");
     else {
         json_error_t e;
         *out = json_loadb(b.p ? b.p : "", b.n, 0, &e);
@@ -192,7 +217,9 @@ static owl_status http_download(const char *url, const owl_pull_opts *o, const c
         fclose(f);
         return owl_errorf(OWL_ERR_NOMEM, "cannot start libcurl");
     }
-    dl d = {f, o, name, have, total, 0, have > 0, false};
+    dl d = {f, o, name, have, total, 0, have > 0, false, 0};
+    char ebuf[CURL_ERROR_SIZE] = "", why[CURL_ERROR_SIZE + 64];
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
     char range[64];
     if (have) {
         snprintf(range, sizeof range, "%llu-", (unsigned long long)have);
@@ -209,11 +236,15 @@ static owl_status http_download(const char *url, const owl_pull_opts *o, const c
     if (rc == CURLE_HTTP_RETURNED_ERROR && status == 416 && have) rc = CURLE_OK; /* nothing left: digest decides */
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
-    if (fclose(f) != 0 && rc == CURLE_OK) return owl_errorf(OWL_ERR_IO, "%s: write failed", path);
+    int cerr = fclose(f) != 0 ? errno : 0;
+    if (d.werr || (cerr && rc == CURLE_OK))
+        return owl_errorf(OWL_ERR_IO, "%s: cannot write %s: %s (partial download kept: make room and pull again to resume)",
+                          name, path, strerror(d.werr ? d.werr : cerr));
     if (rc != CURLE_OK) {
-        if (status >= 400) return owl_errorf(OWL_ERR_IO, "%s: HTTP %ld", url, status);
+        if (status >= 400)
+            return owl_errorf(OWL_ERR_IO, "%s: HTTP %ld%s", url, status, status >= 500 ? " (the hub failed: try again later)" : "");
         return owl_errorf(OWL_ERR_IO, "%s: %s (partial download kept: pull again to resume)", url,
-                          curl_easy_strerror(rc));
+                          transfer_error(rc, ebuf, why, sizeof why));
     }
     return OWL_OK;
 }
@@ -264,7 +295,7 @@ static owl_status pull_file(const char *endpoint, const char *repo, const char *
     uint64_t have = stat(part, &sb) == 0 ? (uint64_t)sb.st_size : 0;
     if ((want_sha && strcmp(got, want_sha) != 0) || (size != UINT64_MAX && have != size)) {
         unlink(part);
-        if (want_sha && strcmp(got, want_sha) != 0)
+        if (size == UINT64_MAX || have == size) /* the size is the plainer news when it differs */
             return owl_errorf(OWL_ERR_FORMAT, "%s: %s: downloaded sha256 %s, the hub lists %s (file removed)", repo,
                               file, got, want_sha);
         return owl_errorf(OWL_ERR_FORMAT, "%s: %s: downloaded %llu bytes, the hub lists %llu (file removed)", repo, file,

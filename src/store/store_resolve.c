@@ -122,6 +122,25 @@ static bool is_gguf_file(const char *dir, const char *name) {
     return ok;
 }
 
+/* True if some ref under refs names commit. */
+static bool ref_names(const char *refs, const char *commit) {
+    DIR *d = opendir(refs);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *p = fmt_path(refs, e->d_name), *text = NULL;
+        size_t len = 0;
+        if (p && !owl_is_dir(p) && owl_read_file(p, &text, &len) == OWL_OK)
+            found = strcspn(text, "\r\n") == strlen(commit) && strncmp(text, commit, strlen(commit)) == 0;
+        free(text);
+        free(p);
+    }
+    closedir(d);
+    return found;
+}
+
 owl_status owl_store_resolve(const char *root, const char *name, bool whole, char **path) {
     *path = NULL;
     parsed p;
@@ -159,8 +178,10 @@ owl_status owl_store_resolve(const char *root, const char *name, bool whole, cha
     }
     free(rp);
     if (!commit[0]) {
+        /* a commit id: only one that a ref names, since a snapshot nothing
+         * names yet may be a pull that has not finished */
         char *sp = fmt_path(snaps, rev);
-        bool is_commit = sp && owl_is_dir(sp);
+        bool is_commit = sp && owl_is_dir(sp) && ref_names(refs, rev);
         free(sp);
         if (!is_commit) {
             list_names(refs, any_name, have, sizeof have, NULL, 0);

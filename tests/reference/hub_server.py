@@ -14,6 +14,19 @@ ROOT/_control.json may hold {"bad_sha": [paths], "cut_once": [paths],
 of a path sending half of the bytes and closing, a sibling named
 "../../evil". Every request is logged to
 ROOT/_log.txt as "METHOD PATH RANGE".
+
+Broken answers, for every request while _control.json says so:
+  "api": MODE          the API answer; "files": {path: MODE} a file's
+  MODE "500"           HTTP 500 with a JSON error body
+       "not_http"      bytes that are not HTTP, then close
+       "truncated"     headers for the whole body, half of it, close
+       "long_length"   Content-Length 1000 more than the body, then close
+       "short_length"  Content-Length half of the body (the rest is dropped)
+  API only:
+       "not_json"      200 with a text body
+       "wrong_shape"   {"sha": 5, "siblings": "all"}
+       "bad_sibling"   siblings [5, {"rfilename": 7}]
+       "bad_lfs"       each LFS entry's sha256 a number
 """
 import hashlib
 import http.server
@@ -46,6 +59,26 @@ class Hub(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_broken(self, mode, body):
+        """Sends body broken as mode says; False if mode is not one of these."""
+        if mode == "500":
+            self.send_json({"error": "Internal Error"}, 500)
+        elif mode == "not_http":
+            self.wfile.write(b"SSH-2.0-nonsense\r\nthis is not an HTTP answer\r\n\r\n")
+            self.close_connection = True
+        elif mode in ("truncated", "long_length", "short_length"):
+            length = {"truncated": len(body), "long_length": len(body) + 1000,
+                      "short_length": len(body) // 2}[mode]
+            self.send_response(200)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if mode != "long_length" else body)
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            return False
+        return True
+
     def do_GET(self):
         with open(os.path.join(ROOT, "_log.txt"), "a") as log:
             log.write("GET %s %s\n" % (self.path, self.headers.get("Range", "-")))
@@ -70,13 +103,35 @@ class Hub(http.server.BaseHTTPRequestHandler):
                     sib.append(entry)
             if ctl.get("evil"):
                 sib.append({"rfilename": "../../evil"})
-            return self.send_json({"id": parts[2] + "/" + parts[3], "sha": COMMIT, "siblings": sib})
+            answer = {"id": parts[2] + "/" + parts[3], "sha": COMMIT, "siblings": sib}
+            mode = ctl.get("api")
+            if mode == "not_json":
+                body = b"<html>Service Unavailable</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if mode == "wrong_shape":
+                answer = {"sha": 5, "siblings": "all"}
+            elif mode == "bad_sibling":
+                answer["siblings"] = [5, {"rfilename": 7}]
+            elif mode == "bad_lfs":
+                for s in sib:
+                    if "lfs" in s:
+                        s["lfs"]["sha256"] = 12
+            if mode and self.send_broken(mode, json.dumps(answer).encode()):
+                return
+            return self.send_json(answer)
         if len(parts) >= 5 and parts[2] == "resolve":
             full = os.path.join(ROOT, parts[0], parts[1], *parts[4:])
             if not os.path.isfile(full):
                 return self.send_json({"error": "Entry not found"}, 404)
             data = open(full, "rb").read()
             rel = "/".join(parts[4:])
+            mode = ctl.get("files", {}).get(rel)
+            if mode and self.send_broken(mode, data):
+                return
             rng = self.headers.get("Range")
             start = 0
             if rng and rng.startswith("bytes=") and rng.endswith("-"):
