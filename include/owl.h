@@ -113,6 +113,26 @@ void owl_lora_free(owl_lora *lora);
  * The adapters must be loaded for ctx's model and outlive their use. */
 owl_status owl_ctx_set_adapters(owl_ctx *ctx, const owl_lora *const *adapters, const float *scales, int n);
 
+/* ---- batches: several sequences in one forward pass ------------------ */
+
+/* Runs the next tokens of several contexts (sequences) of one model at once:
+ * every weight matrix is multiplied once over the rows of all of them, each
+ * row at its own context's position, attention against its own cache, its
+ * own adapters. Gives the same logits as owl_ctx_eval on each context alone
+ * (up to float summation order). */
+typedef struct owl_batch owl_batch;
+
+/* max_rows: tokens of all sequences run per step (0 = 512); more are cut
+ * into further steps. */
+owl_status owl_batch_new(owl_model *model, int max_rows, owl_batch **out);
+void owl_batch_free(owl_batch *batch);
+int owl_batch_rows(const owl_batch *batch);
+/* Sequence i: counts[i] >= 1 tokens[i] for ctxs[i] (distinct contexts,
+ * 1..256 sequences). Afterwards owl_ctx_logits(ctxs[i], ...) reads its logits
+ * as after owl_ctx_eval(ctxs[i], tokens[i], counts[i], all_logits). */
+owl_status owl_batch_eval(owl_batch *batch, owl_ctx *const *ctxs, const int32_t *const *tokens, const int *counts,
+                          int n_seq, bool all_logits);
+
 /* ---- tokenizer -------------------------------------------------------- */
 
 /* Loads a standalone tokenizer: SentencePiece tokenizer.model, llama2.c
