@@ -32,7 +32,7 @@ static owl_status str_field(json_t *o, const char *key, const char *file, int li
 owl_status owl_example_parse(const char *line, size_t len, const char *file, int lineno, owl_example *ex) {
     memset(ex, 0, sizeof *ex);
     json_error_t err;
-    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!root) return owl_errorf(OWL_ERR_FORMAT, "%s:%d: not valid JSON (column %d: %s)", file, lineno, err.column, err.text);
     ex->json = root;
     if (!json_is_object(root)) {
