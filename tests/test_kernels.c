@@ -278,14 +278,21 @@ static void test_matmul(const char *what, bool full) {
  * partner and each output is owl_quant_dot of the row with it (checked
  * exactly), and close to the float product of the dequantized weights.
  * Long runs (>= 128 tokens) may take the AMX path with float activations:
- * then close to the float product within the split-bf16 bound. */
+ * then close to the float product within the split-bf16 bound. Without AMX
+ * runs of >= 16 tokens take the VNNI int8 GEMM (gemm_q8.c): Q8_0 and Q4_0
+ * keep their levels and the Q8_0 activations of owl_quant_dot, so the
+ * integer block sums are the same and only the float sums differ in order
+ * (1e-5 of sum |w x|); other types are re-quantized to Q8_0 (close to the
+ * float product like the dot products). */
 static void test_matmul_quant(int n_tok) {
-    const owl_dtype qt[] = {OWL_Q8_0, OWL_Q4_0, OWL_Q4_K, OWL_Q6_K};
+    const owl_dtype qt[] = {OWL_Q8_0, OWL_Q4_0, OWL_Q4_1, OWL_Q5_0, OWL_Q5_1, OWL_Q2_K, OWL_Q3_K, OWL_Q4_K, OWL_Q5_K, OWL_Q6_K};
     for (size_t k = 0; k < sizeof qt / sizeof qt[0]; k++) {
         owl_dtype t = qt[k];
         if (!owl_quant_supported(t)) continue;
         const int64_t rows = 37, cols = 2560;
-        bool amx = n_tok >= 128 && owl_gemm_amx_usable(t);
+        bool amx = n_tok >= (owl_dtype_get((uint32_t)t)->block >= 256 ? 128 : 64) && owl_gemm_amx_usable(t);
+        bool q8 = !amx && n_tok >= 16 && owl_gemm_q8_usable(t);
+        bool same_levels = t == OWL_Q8_0 || t == OWL_Q4_0;
         uint64_t rb = 0, xb = 0;
         owl_dtype dt = owl_quant_dot_type(t);
         CHECK(owl_dtype_bytes(t, cols, &rb) && owl_dtype_bytes(dt, cols, &xb));
@@ -303,12 +310,13 @@ static void test_matmul_quant(int n_tok) {
             CHECK(owl_quant_quantize_row(dt, x + tk * cols, xq, cols) == OWL_OK);
             for (int64_t r = 0; r < rows; r++) {
                 float want = owl_quant_dot(t, w + r * rb, xq, cols);
-                if (!amx && y[tk * rows + r] != want) exact_bad++;
                 double ref = 0, mag = 0;
                 for (int64_t c = 0; c < cols; c++) {
                     ref += (double)wf[r * cols + c] * x[tk * cols + c];
                     mag += fabs((double)wf[r * cols + c] * x[tk * cols + c]);
                 }
+                if (q8 && same_levels && !(fabs(y[tk * rows + r] - want) <= 1e-5 * mag)) exact_bad++;
+                if (!amx && !q8 && y[tk * rows + r] != want) exact_bad++;
                 if (!(fabs(y[tk * rows + r] - ref) <= (amx ? 3.1e-5 : 2e-2) * mag)) close_bad++;
             }
         }
@@ -325,8 +333,12 @@ int main(int argc, char **argv) {
     test_matmul("widest", true);
     test_matmul_quant(5);
     test_matmul_quant(130);
+    test_matmul_quant(1);
+    test_matmul_quant(17);
     owl_set_threads(3);
     test_matmul("3 threads", false);
+    test_matmul_quant(1);
+    test_matmul_quant(23);
     owl_set_threads(1);
     test_matmul("1 thread", false);
     owl_set_threads(0);

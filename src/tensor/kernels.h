@@ -64,6 +64,12 @@ bool owl_gemm_amx_usable(owl_dtype t);
 /* Y rows [r0, r1) x n_tok tokens; false (nothing written) if scratch memory
  * could not be had. */
 bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1);
+/* AVX-512 VNNI int8 matrix-matrix product of quantized weights (see
+ * gemm_q8.c): usable for weights of type t on this CPU now? */
+bool owl_gemm_q8_usable(owl_dtype t);
+/* Y rows [r0, r1) x n_tok tokens; false (nothing written) if scratch memory
+ * could not be had or the rows are not whole 32-element blocks. */
+bool owl_gemm_q8(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1);
 /* Tests: the per-thread budget of partial sums (0: the default, 4 MiB). */
 void owl_gemm_amx_set_budget(size_t bytes);
 

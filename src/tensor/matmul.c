@@ -24,6 +24,8 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +36,7 @@
 #define MIN_PAR_WORK (1 << 16) /* multiply-adds below which one thread is faster */
 #define AMX_MIN_TOK 8        /* tokens from which AMX beats the float kernel */
 #define GEMM_MIN_TOK 32      /* tokens from which the blocked float kernel beats matrix-vector products */
+#define Q8_GEMM_MIN_TOK 16    /* tokens from which the VNNI int8 GEMM beats the quantized dot products */
 #define AMX_MIN_TOK_QUANT 64 /* ... and the quantized dot products (x2 for the K-quants, slower to dequantize) */
 
 static bool plain_float(owl_dtype t) { return t == OWL_F32 || t == OWL_F16 || t == OWL_BF16; }
@@ -90,6 +93,117 @@ static int threads_for(int64_t rows, int64_t work) {
     return nt;
 }
 
+/* ---- a pool for matrix-vector products ----
+ *
+ * Generation runs ~10 small products per layer, each a few hundred
+ * microseconds. An OpenMP region ends in a barrier that every thread of the
+ * team must reach, so when the machine is busier than its cores a worker
+ * that the system has not scheduled yet holds the product up for a whole
+ * time slice (measured: 2-thread generation 10x slower than 1 thread under
+ * load). Here the rows are chunks that whoever runs takes from a counter;
+ * the caller works too and waits only for chunks another thread has taken,
+ * never for a worker to wake up. Workers spin briefly, then sleep. One
+ * product at a time: a caller that finds the pool busy uses OpenMP. */
+
+typedef void (*chunk_fn)(void *arg, int64_t chunk);
+
+static struct {
+    pthread_mutex_t busy;  /* held by the caller of the product running now */
+    pthread_mutex_t lock;  /* with wake: sleeping workers */
+    pthread_cond_t wake;
+    int n_workers;         /* started so far */
+    _Atomic uint64_t gen;  /* bumped per product */
+    _Atomic int open;      /* workers may join the product of gen */
+    _Atomic int active;    /* workers inside the product */
+    _Atomic int64_t next, done;
+    int64_t n_chunks;
+    int max_workers;       /* workers (by index) that may join this product */
+    chunk_fn fn;
+    void *arg;
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+#define POOL_MAX_WORKERS 63
+#define POOL_SPIN 20000 /* pause loops (~100 us) before a worker sleeps */
+
+static void pool_run_chunks(void) {
+    for (;;) {
+        int64_t c = atomic_fetch_add(&pool.next, 1);
+        if (c >= pool.n_chunks) break;
+        pool.fn(pool.arg, c);
+        atomic_fetch_add(&pool.done, 1);
+    }
+}
+
+static void *pool_worker(void *p) {
+    int index = (int)(intptr_t)p;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g;
+        int spin = 0;
+        while ((g = atomic_load(&pool.gen)) == seen && spin < POOL_SPIN) {
+            __builtin_ia32_pause();
+            spin++;
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&pool.lock);
+            while ((g = atomic_load(&pool.gen)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = g;
+        /* join: registered first, then check the product is still open,
+         * so that the caller either sees us or we see it closed */
+        atomic_fetch_add(&pool.active, 1);
+        if (atomic_load(&pool.open) && atomic_load(&pool.gen) == g && index < pool.max_workers) pool_run_chunks();
+        atomic_fetch_sub(&pool.active, 1);
+    }
+    return NULL;
+}
+
+/* Runs fn(arg, c) for c < n_chunks on up to nt threads (the caller is one).
+ * False if the pool is busy or no worker could be started: nothing ran. */
+static bool pool_run(chunk_fn fn, void *arg, int64_t n_chunks, int nt) {
+    if (nt < 2 || n_chunks < 2) {
+        for (int64_t c = 0; c < n_chunks; c++) fn(arg, c);
+        return true;
+    }
+    if (pthread_mutex_trylock(&pool.busy) != 0) return false;
+    int want = nt - 1 < POOL_MAX_WORKERS ? nt - 1 : POOL_MAX_WORKERS;
+    while (pool.n_workers < want) {
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, pool_worker, (void *)(intptr_t)pool.n_workers);
+        pthread_attr_destroy(&at);
+        if (rc != 0) break;
+        pool.n_workers++;
+    }
+    if (pool.n_workers == 0) {
+        pthread_mutex_unlock(&pool.busy);
+        return false;
+    }
+    pool.fn = fn;
+    pool.arg = arg;
+    pool.n_chunks = n_chunks;
+    pool.max_workers = want;
+    atomic_store(&pool.next, 0);
+    atomic_store(&pool.done, 0);
+    atomic_store(&pool.open, 1);
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add(&pool.gen, 1);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    pool_run_chunks();
+    for (int spin = 0; atomic_load(&pool.done) < n_chunks; spin++) { /* chunks others have taken */
+        __builtin_ia32_pause();
+        if (spin > 2000) sched_yield(); /* the thread we wait for may need this core */
+    }
+    atomic_store(&pool.open, 0);
+    while (atomic_load(&pool.active) > 0) __builtin_ia32_pause(); /* a worker between joining and leaving */
+    pthread_mutex_unlock(&pool.busy);
+    return true;
+}
+
 /* ---- matrix-vector ---- */
 
 /* Rows [r0, r1) for n_tok tokens, four rows at a time: the four rows are
@@ -126,9 +240,38 @@ static void gemv_range(const owl_mat *W, const float *X, float *Y, int n_tok, in
 
 /* Matrix-vector products for a few tokens (or the scalar reference for any
  * number): the weights are streamed once whatever n_tok is. */
+typedef struct rows_job {
+    const owl_mat *W;
+    const float *X;
+    float *Y;
+    const void *q; /* quantized activations (matmul_quant) */
+    size_t qbytes;
+    int n_tok;
+    int64_t r0, r1, chunk;
+    owl_kernel_isa isa;
+} rows_job;
+
+static void gemv_chunk(void *arg, int64_t c) {
+    const rows_job *j = arg;
+    int64_t lo = j->r0 + c * j->chunk, hi = lo + j->chunk < j->r1 ? lo + j->chunk : j->r1;
+    gemv_range(j->W, j->X, j->Y, j->n_tok, lo, hi, j->isa);
+}
+
+/* Rows per chunk of the pool: cache-line multiples of Y (16 floats), about
+ * eight chunks per thread so that a late thread takes fewer. */
+static int64_t pool_chunk(int64_t R, int nt) {
+    int64_t c = R / ((int64_t)nt * 8);
+    c = (c + 15) & ~(int64_t)15;
+    return c < 16 ? 16 : c;
+}
+
 static void gemv(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1, owl_kernel_isa isa) {
     int64_t R = r1 - r0;
     int nt = threads_for(R, R * W->cols * n_tok);
+    if (nt > 1) {
+        rows_job j = {W, X, Y, NULL, 0, n_tok, r0, r1, pool_chunk(R, nt), isa};
+        if (pool_run(gemv_chunk, &j, (R + j.chunk - 1) / j.chunk, nt)) return;
+    }
     /* Chunks of 16 rows: 16 floats of Y are one cache line. */
     int64_t chunk = (R + nt - 1) / nt;
     chunk = (chunk + 15) & ~(int64_t)15;
@@ -265,6 +408,23 @@ static void quant_fallback(const owl_mat *W, const float *X, float *Y, int n_tok
     free(w);
 }
 
+/* Rows of a chunk, 8 at a time for all tokens (they stay in L1), four
+ * rows per kernel call sharing the activation loads. */
+static void quant_chunk(void *arg, int64_t c) {
+    const rows_job *j = arg;
+    const owl_mat *W = j->W;
+    int64_t lo = j->r0 + c * j->chunk, hi = lo + j->chunk < j->r1 ? lo + j->chunk : j->r1;
+    float out[8];
+    for (int64_t r = lo; r < hi; r += 8) {
+        int64_t nr = hi - r < 8 ? hi - r : 8;
+        const char *rows = (const char *)W->data + (size_t)r * W->row_bytes;
+        for (int t = 0; t < j->n_tok; t++) {
+            owl_quant_dot_rows(W->dtype, rows, W->row_bytes, nr, (const char *)j->q + (size_t)t * j->qbytes, W->cols, out);
+            memcpy(j->Y + (size_t)t * W->rows + r, out, sizeof(float) * (size_t)nr);
+        }
+    }
+}
+
 static void matmul_quant(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1) {
     owl_dtype dt = owl_quant_dot_type(W->dtype);
     uint64_t qbytes = 0;
@@ -278,6 +438,10 @@ static void matmul_quant(const owl_mat *W, const float *X, float *Y, int n_tok, 
     }
     int64_t R = r1 - r0;
     int nt = threads_for(R, R * W->cols * n_tok);
+    if (ok) {
+        rows_job j = {W, X, Y, q, (size_t)qbytes, n_tok, r0, r1, pool_chunk(R, nt), OWL_ISA_SCALAR};
+        if (pool_run(quant_chunk, &j, (R + j.chunk - 1) / j.chunk, nt)) return;
+    }
     int64_t chunk = ((R + nt - 1) / nt + 15) & ~(int64_t)15;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -305,6 +469,8 @@ void owl_matmul_rows(const owl_mat *W, const float *X, float *Y, int n_tok, int6
             int min_tok = owl_dtype_get((uint32_t)W->dtype)->block >= 256 ? 2 * AMX_MIN_TOK_QUANT : AMX_MIN_TOK_QUANT;
             if (n_tok >= min_tok && owl_gemm_amx_usable(W->dtype) && owl_gemm_amx(W, X, Y, n_tok, r0, r1))
                 return;
+            /* Without AMX: integer tiles of 32 rows x 6 tokens on VNNI. */
+            if (n_tok >= Q8_GEMM_MIN_TOK && owl_gemm_q8_usable(W->dtype) && owl_gemm_q8(W, X, Y, n_tok, r0, r1)) return;
             matmul_quant(W, X, Y, n_tok, r0, r1);
         } else {
             for (int t = 0; t < n_tok; t++)
