@@ -23,8 +23,10 @@ static void serve_help(FILE *f) {
             "max_completion_tokens, temperature, top_p, stop, seed, n (1), stream,\n"
             "stream_options.include_usage, logprobs, top_logprobs (not with stream);\n"
             "presence/frequency_penalty other than 0 are refused with 400.\n"
-            "Generation runs in --slots slots, one step for every active slot in turn\n"
-            "(no batching across slots); a slot whose cache starts with the new\n"
+            "Generation runs in --slots slots with continuous batching: each step is\n"
+            "one forward pass over a token of every generating slot and the next\n"
+            "prompt chunks (at most --batch-tokens) of slots that joined; requests\n"
+            "join and leave between steps. A slot whose cache starts with the new\n"
             "prompt evaluates only the rest.\n"
             "Requests need 'Authorization: Bearer KEY' with a key made by 'owl keys\n"
             "create' (only its SHA-256 is stored) unless --no-auth is given.\n"
@@ -44,6 +46,9 @@ static void serve_help(FILE *f) {
             "scheduling:\n"
             "      --slots N          requests generated at once, each with its own KV\n"
             "                         cache (default 1)\n"
+            "      --batch-tokens N   prompt tokens read per step besides the generated\n"
+            "                         ones (default 128): smaller keeps generation of\n"
+            "                         the others smooth while a long prompt is read\n"
             "      --queue N          requests that may wait for a slot (default 16;\n"
             "                         more: 429 with Retry-After)\n"
             "      --max-tokens-cap N largest max_tokens a request may ask for (default\n"
@@ -112,6 +117,8 @@ int cli_serve(int argc, char **argv) {
             INT(0, 65535, o.port);
         } else if (strcmp(a, "--slots") == 0) {
             INT(1, 256, o.slots);
+        } else if (strcmp(a, "--batch-tokens") == 0) {
+            INT(1, 65536, o.step_tokens);
         } else if (strcmp(a, "--queue") == 0) {
             INT(0, 1 << 16, o.queue);
         } else if (strcmp(a, "--no-auth") == 0) {

@@ -628,7 +628,7 @@ owl_status owl_server_run(owl_model *model, const owl_server_opts *o) {
         st = owl_audit_open(o->audit_path, &s.audit);
         if (st != OWL_OK) goto done;
     }
-    st = owl_sched_new(model, o->slots, o->n_ctx, o->queue, &s.sched);
+    st = owl_sched_new(model, o->slots, o->n_ctx, o->queue, o->step_tokens, &s.sched);
     if (st != OWL_OK) goto done;
 
     /* SIGTERM/SIGINT go to sigwait below, not to MHD's threads. */

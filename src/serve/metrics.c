@@ -11,6 +11,8 @@
 
 static const double TTFT_B[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double TOK_B[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+static const double SEQ_B[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+#define NB_SEQ (sizeof SEQ_B / sizeof SEQ_B[0])
 #define NB_TTFT (sizeof TTFT_B / sizeof TTFT_B[0])
 #define NB_TOK (sizeof TOK_B / sizeof TOK_B[0])
 
@@ -29,7 +31,8 @@ static struct {
     } req[N_ROUTES * N_STATUS];
     int n_req;
     uint64_t prompt_tokens, gen_tokens, cached_tokens;
-    hist ttft, tok;
+    hist ttft, tok, batch_seqs;
+    uint64_t batch_rows;
 } M = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 void owl_metrics_request(const char *route, int status) {
@@ -51,6 +54,15 @@ void owl_metrics_tokens(int prompt, int generated) {
     pthread_mutex_lock(&M.mu);
     M.prompt_tokens += (uint64_t)(prompt > 0 ? prompt : 0);
     M.gen_tokens += (uint64_t)(generated > 0 ? generated : 0);
+    pthread_mutex_unlock(&M.mu);
+}
+
+static void observe(hist *h, const double *bounds, size_t nb, double v);
+
+void owl_metrics_batch(int sequences, int rows) {
+    pthread_mutex_lock(&M.mu);
+    observe(&M.batch_seqs, SEQ_B, NB_SEQ, (double)sequences);
+    M.batch_rows += (uint64_t)(rows > 0 ? rows : 0);
     pthread_mutex_unlock(&M.mu);
 }
 
@@ -144,6 +156,11 @@ char *owl_metrics_render(int queue_depth, int active_slots, int n_slots) {
     hist_out(&b, "owl_time_to_first_token_seconds", "Time from admission to the first generated token.", &M.ttft,
              TTFT_B, NB_TTFT);
     hist_out(&b, "owl_time_per_output_token_seconds", "Time between generated tokens.", &M.tok, TOK_B, NB_TOK);
+    hist_out(&b, "owl_batch_sequences", "Sequences (slots) in each batch the scheduler ran (continuous batching).",
+             &M.batch_seqs, SEQ_B, NB_SEQ);
+    sb_printf(&b, "# HELP owl_batch_tokens_total Tokens (rows) in all batches: prompt chunks and generated tokens.\n"
+                  "# TYPE owl_batch_tokens_total counter\nowl_batch_tokens_total %llu\n",
+              (unsigned long long)M.batch_rows);
     pthread_mutex_unlock(&M.mu);
     if (b.bad) {
         free(b.p);

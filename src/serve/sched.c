@@ -1,10 +1,15 @@
 /* The scheduler: a fixed number of slots, each with its own context (KV
- * cache), and one thread that runs a generation step for every active slot
- * in turn. Requests wait in a bounded queue and join a free slot between
- * steps; a slot is picked by the longest common prefix of the new prompt
- * with the tokens its cache holds, and only the rest of the prompt is
- * evaluated. Finished, cancelled and timed-out requests leave between
- * steps. */
+ * cache), and one thread that runs continuous batching. Each step builds one
+ * batch (owl_batch_eval) over all active slots: one token for every slot
+ * that is generating, plus the next prompt chunks of slots that joined,
+ * first come first served, under a per-step budget of prompt tokens (so that
+ * a long prompt does not stall the others' generation); the batch runs once
+ * (every weight matrix read once for all slots), then every slot whose
+ * logits are ready samples its next token. Requests wait in a bounded queue
+ * and join a free slot between steps; a slot is picked by the longest common
+ * prefix of the new prompt with the tokens its cache holds, and only the rest
+ * of the prompt is evaluated. Finished, cancelled and timed-out requests
+ * leave between steps. */
 #include "serve/serve.h"
 
 #include <math.h>
@@ -51,6 +56,11 @@ typedef struct slot {
     owl_sampler *smp;
     owl_detok *dt;
     bool started;
+    int fed;         /* prompt tokens in the cache; the prompt is being read while fed < n_prompt */
+    bool ready;      /* the context's last logits are this slot's next-token distribution */
+    int32_t pending; /* sampled token to evaluate in the next batch, -1 if none */
+    uint64_t joined; /* admission order (prompt chunks are served first come first served) */
+    int b_n;         /* rows of this slot in the step's batch */
     double t_last;
 } slot;
 
@@ -66,14 +76,24 @@ struct owl_sched {
     pthread_cond_t cv;
     pthread_t thread;
     bool thread_started, stopping;
+    owl_batch *batch;
+    int step_tokens;  /* prompt tokens per step */
+    uint64_t n_joined;
+    /* the step's batch */
+    owl_ctx **b_ctx;
+    const int32_t **b_tok;
+    int *b_cnt, *b_slot;
     int step_delay_ms; /* tests only: OWL_SERVE_TEST_STEP_DELAY_MS slows each step */
 };
 
 static void *sched_main(void *arg);
 
-owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap, owl_sched **out) {
+owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap, int step_tokens, owl_sched **out) {
     *out = NULL;
     if (n_slots < 1 || n_slots > 256 || queue_cap < 0) return owl_errorf(OWL_ERR_ARG, "scheduler: %d slots, queue %d", n_slots, queue_cap);
+    if (step_tokens == 0) step_tokens = OWL_SCHED_STEP_TOKENS;
+    if (step_tokens < 1 || step_tokens > 65536)
+        return owl_errorf(OWL_ERR_ARG, "scheduler: %d prompt tokens per step (1..65536)", step_tokens);
     owl_sched *s = calloc(1, sizeof *s);
     if (!s) return owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
     s->model = model;
@@ -83,13 +103,21 @@ owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap
     s->n_vocab = info.n_vocab;
     s->n_slots = n_slots;
     s->q_cap = queue_cap;
+    s->step_tokens = step_tokens;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     const char *delay = getenv("OWL_SERVE_TEST_STEP_DELAY_MS");
     if (delay) s->step_delay_ms = atoi(delay) > 0 && atoi(delay) < 10000 ? atoi(delay) : 0;
     s->slots = calloc((size_t)n_slots, sizeof *s->slots);
     s->queue = calloc((size_t)queue_cap + (size_t)n_slots, sizeof *s->queue);
-    owl_status st = (s->slots && s->queue) ? OWL_OK : owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
+    s->b_ctx = calloc((size_t)n_slots, sizeof *s->b_ctx);
+    s->b_tok = calloc((size_t)n_slots, sizeof *s->b_tok);
+    s->b_cnt = calloc((size_t)n_slots, sizeof *s->b_cnt);
+    s->b_slot = calloc((size_t)n_slots, sizeof *s->b_slot);
+    owl_status st = (s->slots && s->queue && s->b_ctx && s->b_tok && s->b_cnt && s->b_slot)
+                        ? OWL_OK
+                        : owl_errorf(OWL_ERR_NOMEM, "scheduler: out of memory");
+    if (st == OWL_OK) st = owl_batch_new(model, n_slots + step_tokens, &s->batch);
     for (int i = 0; i < n_slots && st == OWL_OK; i++) {
         st = owl_ctx_new(model, n_ctx, &s->slots[i].ctx);
         if (st != OWL_OK) break;
@@ -126,6 +154,11 @@ void owl_sched_free(owl_sched *s) {
     }
     free(s->slots);
     free(s->queue);
+    owl_batch_free(s->batch);
+    free(s->b_ctx);
+    free(s->b_tok);
+    free(s->b_cnt);
+    free(s->b_slot);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);
@@ -195,6 +228,8 @@ static void slot_release(owl_sched *s, slot *sl) {
     owl_gen_unref(sl->g);
     sl->g = NULL;
     sl->started = false;
+    sl->ready = false;
+    sl->pending = -1;
     s->n_active--;
 }
 
@@ -236,25 +271,39 @@ static bool append_text(owl_gen *g, const char *p, size_t n) {
     return false;
 }
 
-/* Starts a slot's request: reuse the cached prefix, evaluate the rest. */
+/* Starts a slot's request: reuse the cached prefix; the rest of the prompt
+ * is read by the following batches. */
 static bool slot_start(owl_sched *s, slot *sl) {
     owl_gen *g = sl->g;
+    char e[160];
+    if (g->n_prompt < 1 || g->n_prompt > s->n_ctx) {
+        snprintf(e, sizeof e, "prompt of %d tokens does not fit in the context of %d", g->n_prompt, s->n_ctx);
+        gen_finish(g, OWL_FINISH_ERROR, e);
+        return false;
+    }
+    for (int i = 0; i < g->n_prompt; i++)
+        if (g->prompt[i] < 0 || g->prompt[i] >= s->n_vocab) {
+            snprintf(e, sizeof e, "prompt token %d at index %d is outside the vocabulary of %d", (int)g->prompt[i], i,
+                     s->n_vocab);
+            gen_finish(g, OWL_FINISH_ERROR, e);
+            return false;
+        }
     int p = common_prefix(sl->cache, sl->n_cache, g->prompt, g->n_prompt);
     if (p >= g->n_prompt) p = g->n_prompt - 1; /* the last token is run again for its logits */
     if (p > owl_ctx_pos(sl->ctx)) p = owl_ctx_pos(sl->ctx);
     owl_ctx_truncate(sl->ctx, p);
     sl->n_cache = p;
+    sl->fed = p;
+    sl->ready = false;
+    sl->pending = -1;
     g->n_cached = p;
     g->sp.repeat_last_n = g->sp.repeat_last_n < 0 ? s->n_ctx : g->sp.repeat_last_n;
     owl_status st = owl_sampler_new(&g->sp, s->n_vocab, &sl->smp);
     if (st == OWL_OK) st = owl_detok_new(s->tok, &sl->dt);
-    if (st == OWL_OK) st = owl_ctx_eval(sl->ctx, g->prompt + p, g->n_prompt - p, false);
     if (st != OWL_OK) {
         gen_finish(g, OWL_FINISH_ERROR, owl_last_error());
         return false;
     }
-    memcpy(sl->cache + p, g->prompt + p, (size_t)(g->n_prompt - p) * sizeof(int32_t));
-    sl->n_cache = g->n_prompt;
     for (int i = 0; i < g->n_prompt; i++) owl_sampler_accept(sl->smp, g->prompt[i]);
     owl_detok_prime(sl->dt, g->prompt[g->n_prompt - 1]);
     sl->started = true;
@@ -263,8 +312,10 @@ static bool slot_start(owl_sched *s, slot *sl) {
 
 static void record_logprobs(owl_gen *g, const float *logits, int n_vocab, int32_t t);
 
-/* One generation step of a slot; false when its request is over. */
-static bool slot_step(owl_sched *s, slot *sl, double t0) {
+/* Before a step: a cancelled, timed-out or embedding request ends here, a
+ * new one starts, and a slot whose logits are ready samples its token (kept
+ * in sl->pending for the batch). false when its request is over. */
+static bool slot_prepare(owl_sched *s, slot *sl, double t0) {
     owl_gen *g = sl->g;
     pthread_mutex_lock(&g->mu);
     bool cancelled = g->cancelled;
@@ -293,7 +344,10 @@ static bool slot_step(owl_sched *s, slot *sl, double t0) {
     if (!sl->started) {
         if (!slot_start(s, sl)) return false;
         sl->t_last = t0;
+        return true;
     }
+    if (!sl->ready) return true;
+    sl->ready = false;
     int32_t t = owl_sampler_sample(sl->smp, owl_ctx_logits(sl->ctx, -1));
     if (t < 0) {
         gen_finish(g, OWL_FINISH_ERROR, "the model produced no usable logits");
@@ -341,13 +395,71 @@ static bool slot_step(owl_sched *s, slot *sl, double t0) {
         gen_finish(g, stopped ? OWL_FINISH_STOP : OWL_FINISH_LENGTH, NULL);
         return false;
     }
-    owl_status st = owl_ctx_eval(sl->ctx, &t, 1, false);
-    if (st != OWL_OK) {
-        gen_finish(g, OWL_FINISH_ERROR, owl_last_error());
-        return false;
-    }
-    sl->cache[sl->n_cache++] = t;
+    sl->pending = t;
     return true;
+}
+
+/* One step over all active slots: prepare each (sample where logits are
+ * ready), build one batch (a token per generating slot, prompt chunks of the
+ * others under the budget, oldest first), run it, and mark the slots whose
+ * logits are ready. over[i]: slot i's request ended. */
+static void sched_step(owl_sched *s, bool *over, double t0) {
+    int n = 0, rows = 0;
+    for (int i = 0; i < s->n_slots; i++) {
+        slot *sl = &s->slots[i];
+        sl->b_n = 0;
+        over[i] = sl->g && !slot_prepare(s, sl, t0);
+        if (!sl->g || over[i] || sl->pending < 0) continue;
+        s->b_ctx[n] = sl->ctx;
+        s->b_tok[n] = &sl->pending;
+        s->b_cnt[n] = 1;
+        s->b_slot[n++] = i;
+        sl->b_n = 1;
+        rows++;
+    }
+    /* prompt chunks: the slots still reading their prompt, in the order they joined */
+    int budget = s->step_tokens;
+    while (budget > 0) {
+        int pick = -1;
+        for (int i = 0; i < s->n_slots; i++) {
+            slot *sl = &s->slots[i];
+            if (!sl->g || over[i] || !sl->started || sl->b_n || sl->fed >= sl->g->n_prompt) continue;
+            if (pick < 0 || sl->joined < s->slots[pick].joined) pick = i;
+        }
+        if (pick < 0) break;
+        slot *sl = &s->slots[pick];
+        int take = sl->g->n_prompt - sl->fed;
+        if (take > budget) take = budget;
+        s->b_ctx[n] = sl->ctx;
+        s->b_tok[n] = sl->g->prompt + sl->fed;
+        s->b_cnt[n] = take;
+        s->b_slot[n++] = pick;
+        sl->b_n = take;
+        budget -= take;
+        rows += take;
+    }
+    if (n == 0) return;
+    owl_status st = owl_batch_eval(s->batch, s->b_ctx, s->b_tok, s->b_cnt, n, false);
+    owl_metrics_batch(n, rows);
+    for (int k = 0; k < n; k++) {
+        const int i = s->b_slot[k];
+        slot *sl = &s->slots[i];
+        if (st != OWL_OK) {
+            gen_finish(sl->g, OWL_FINISH_ERROR, owl_last_error());
+            over[i] = true;
+            continue;
+        }
+        if (sl->pending >= 0) { /* a generated token */
+            sl->cache[sl->n_cache++] = sl->pending;
+            sl->pending = -1;
+            sl->ready = true;
+        } else { /* a prompt chunk */
+            memcpy(sl->cache + sl->fed, s->b_tok[k], (size_t)s->b_cnt[k] * sizeof(int32_t));
+            sl->fed += s->b_cnt[k];
+            sl->n_cache = sl->fed;
+            sl->ready = sl->fed == sl->g->n_prompt;
+        }
+    }
 }
 
 /* Log-softmax of the raw logits at token t and the n most likely tokens. */
@@ -386,6 +498,7 @@ static void record_logprobs(owl_gen *g, const float *logits, int n_vocab, int32_
 
 static void *sched_main(void *arg) {
     owl_sched *s = arg;
+    bool *over = calloc((size_t)s->n_slots, sizeof *over);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         /* admit queued requests into free slots */
@@ -404,6 +517,9 @@ static void *sched_main(void *arg) {
             }
             s->slots[best].g = g;
             s->slots[best].started = false;
+            s->slots[best].ready = false;
+            s->slots[best].pending = -1;
+            s->slots[best].joined = s->n_joined++;
             s->n_active++;
         }
         if (s->n_active == 0) {
@@ -413,17 +529,21 @@ static void *sched_main(void *arg) {
         }
         pthread_mutex_unlock(&s->mu);
         double t0 = owl_time_ms();
-        bool over[256];
-        int n = s->n_slots < 256 ? s->n_slots : 256;
-        for (int i = 0; i < n; i++) over[i] = s->slots[i].g && !slot_step(s, &s->slots[i], t0);
+        if (over) {
+            sched_step(s, over, t0);
+        } else { /* no memory for the flags: end every request */
+            for (int i = 0; i < s->n_slots; i++)
+                if (s->slots[i].g) gen_finish(s->slots[i].g, OWL_FINISH_ERROR, "scheduler: out of memory");
+        }
         if (s->step_delay_ms > 0) {
             struct timespec ts = {s->step_delay_ms / 1000, (long)(s->step_delay_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
         pthread_mutex_lock(&s->mu);
-        for (int i = 0; i < n; i++)
-            if (over[i]) slot_release(s, &s->slots[i]);
+        for (int i = 0; i < s->n_slots; i++)
+            if (s->slots[i].g && (!over || over[i])) slot_release(s, &s->slots[i]);
     }
     pthread_mutex_unlock(&s->mu);
+    free(over);
     return NULL;
 }

@@ -82,6 +82,8 @@ void owl_metrics_tokens(int prompt, int generated);
 void owl_metrics_cached_tokens(int n);
 void owl_metrics_ttft(double seconds);
 void owl_metrics_token_latency(double seconds);
+/* One batch of the scheduler: sequences and rows (tokens) in it. */
+void owl_metrics_batch(int sequences, int rows);
 /* Prometheus text; malloc'd. */
 char *owl_metrics_render(int queue_depth, int active_slots, int n_slots);
 
@@ -143,7 +145,11 @@ void owl_gen_unref(owl_gen *g);
 
 typedef struct owl_sched owl_sched;
 
-owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap, owl_sched **out);
+#define OWL_SCHED_STEP_TOKENS 128 /* default prompt tokens per step */
+/* n_slots contexts of n_ctx positions; queue_cap requests may wait; each
+ * step reads at most step_tokens prompt tokens (0: OWL_SCHED_STEP_TOKENS)
+ * besides one token per generating slot. */
+owl_status owl_sched_new(owl_model *model, int n_slots, int n_ctx, int queue_cap, int step_tokens, owl_sched **out);
 /* Stops the thread after finishing every request it holds. */
 void owl_sched_free(owl_sched *s);
 /* Queues g (takes a reference). false if the queue is full. */
@@ -165,6 +171,7 @@ typedef struct owl_server_opts {
     const char *host;
     int port;
     int slots, queue, n_ctx;
+    int step_tokens;      /* prompt tokens per scheduler step (0: OWL_SCHED_STEP_TOKENS) */
     bool no_auth;
     const char *keys_db;
     const char *audit_path;
