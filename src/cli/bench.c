@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *CMD = "bench";
 
@@ -72,28 +73,39 @@ static stats summarize(double *v, int n) {
     return s;
 }
 
-/* One pp run: P tokens at once from an empty cache. Returns tokens/s or -1. */
-static double run_pp(owl_ctx *ctx, const int32_t *toks, int p) {
+/* CPU seconds of the whole process (all threads). */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One pp run: P tokens at once from an empty cache. Returns tokens/s or -1;
+ * *cpu_rate: tokens per CPU second of the process x threads (the speed if
+ * each thread had a core to itself; spinning threads count as busy). */
+static double run_pp(owl_ctx *ctx, const int32_t *toks, int p, int threads, double *cpu_rate) {
     owl_ctx_truncate(ctx, 0);
-    double t0 = owl_time_ms();
+    double t0 = owl_time_ms(), c0 = cpu_seconds();
     if (owl_ctx_eval(ctx, toks, p, false) != OWL_OK) return -1;
-    double ms = owl_time_ms() - t0;
+    double ms = owl_time_ms() - t0, cs = cpu_seconds() - c0;
+    *cpu_rate = cs > 0 ? p * threads / cs : 0;
     return ms > 0 ? p * 1e3 / ms : 0;
 }
 
 /* One tg run: N single-token evaluations from an empty cache. */
-static double run_tg(owl_ctx *ctx, const int32_t *toks, int n) {
+static double run_tg(owl_ctx *ctx, const int32_t *toks, int n, int threads, double *cpu_rate) {
     owl_ctx_truncate(ctx, 0);
-    double t0 = owl_time_ms();
+    double t0 = owl_time_ms(), c0 = cpu_seconds();
     for (int i = 0; i < n; i++)
         if (owl_ctx_eval(ctx, &toks[i], 1, false) != OWL_OK) return -1;
-    double ms = owl_time_ms() - t0;
+    double ms = owl_time_ms() - t0, cs = cpu_seconds() - c0;
+    *cpu_rate = cs > 0 ? n * threads / cs : 0;
     return ms > 0 ? n * 1e3 / ms : 0;
 }
 
-static json_t *stats_json(const char *name, int tokens, stats s) {
-    return json_pack("{s:s, s:i, s:i, s:f, s:f, s:f}", "test", name, "tokens", tokens, "repetitions", s.n,
-                     "tok_s_median", s.median, "tok_s_min", s.min, "tok_s_max", s.max);
+static json_t *stats_json(const char *name, int tokens, stats s, stats cpu) {
+    return json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f}", "test", name, "tokens", tokens, "repetitions", s.n,
+                     "tok_s_median", s.median, "tok_s_min", s.min, "tok_s_max", s.max, "tok_s_cpu_median", cpu.median);
 }
 
 /* owl bench --peak: each unit on 1 and on n threads, then the bandwidth. */
@@ -252,7 +264,7 @@ int cli_bench(int argc, char **argv) {
     int ret = CLI_EXIT_RUNTIME;
     owl_ctx *ctx = NULL;
     int32_t *toks = NULL;
-    double *v = NULL;
+    double *v = NULL, *vc = NULL;
     json_t *root = NULL;
     owl_model *model = cli_load_model(CMD, model_path, tokenizer);
     if (!model) return CLI_EXIT_RUNTIME;
@@ -268,7 +280,8 @@ int cli_bench(int argc, char **argv) {
     /* Any tokens do: speed does not depend on which. Avoid BOS/EOS. */
     toks = malloc((size_t)n_ctx * sizeof *toks);
     v = malloc((size_t)reps * sizeof *v);
-    if (!toks || !v) {
+    vc = malloc((size_t)reps * sizeof *vc);
+    if (!toks || !v || !vc) {
         cli_error(CMD, "out of memory");
         goto done;
     }
@@ -276,18 +289,21 @@ int cli_bench(int argc, char **argv) {
     if (info.n_vocab <= 3)
         for (int i = 0; i < n_ctx; i++) toks[i] = 0;
 
-    stats pp = {0}, tg = {0};
+    stats pp = {0}, tg = {0}, pp_cpu = {0}, tg_cpu = {0};
+    double crate;
     if (n_prompt > 0) {
-        if (run_pp(ctx, toks, n_prompt) < 0) goto eval_failed; /* warm-up */
+        if (run_pp(ctx, toks, n_prompt, used_threads, &crate) < 0) goto eval_failed; /* warm-up */
         for (int r = 0; r < reps; r++)
-            if ((v[r] = run_pp(ctx, toks, n_prompt)) < 0) goto eval_failed;
+            if ((v[r] = run_pp(ctx, toks, n_prompt, used_threads, &vc[r])) < 0) goto eval_failed;
         pp = summarize(v, reps);
+        pp_cpu = summarize(vc, reps);
     }
     if (n_gen > 0) {
-        if (run_tg(ctx, toks, n_gen < 16 ? n_gen : 16) < 0) goto eval_failed; /* warm-up */
+        if (run_tg(ctx, toks, n_gen < 16 ? n_gen : 16, used_threads, &crate) < 0) goto eval_failed; /* warm-up */
         for (int r = 0; r < reps; r++)
-            if ((v[r] = run_tg(ctx, toks, n_gen)) < 0) goto eval_failed;
+            if ((v[r] = run_tg(ctx, toks, n_gen, used_threads, &vc[r])) < 0) goto eval_failed;
         tg = summarize(v, reps);
+        tg_cpu = summarize(vc, reps);
     }
     double bw = no_bw ? 0.0 : owl_measure_read_bandwidth_ex(used_threads, bw_seconds, (size_t)bw_mib << 20);
     double achieved = tg.median * (double)info.bytes_per_token / 1e9; /* GB/s */
@@ -316,8 +332,8 @@ int cli_bench(int argc, char **argv) {
         json_object_set_new(root, "n_ctx_train", json_integer(info.n_ctx_train));
         json_object_set_new(root, "threads", json_integer(used_threads));
         json_object_set_new(root, "repetitions", json_integer(reps));
-        json_object_set_new(root, "pp", n_prompt > 0 ? stats_json("pp", n_prompt, pp) : json_null());
-        json_object_set_new(root, "tg", n_gen > 0 ? stats_json("tg", n_gen, tg) : json_null());
+        json_object_set_new(root, "pp", n_prompt > 0 ? stats_json("pp", n_prompt, pp, pp_cpu) : json_null());
+        json_object_set_new(root, "tg", n_gen > 0 ? stats_json("tg", n_gen, tg, tg_cpu) : json_null());
         json_object_set_new(root, "bandwidth_gb_s", no_bw ? json_null() : json_real(bw));
         json_object_set_new(root, "tg_achieved_gb_s", n_gen > 0 ? json_real(achieved) : json_null());
         json_object_set_new(root, "tg_bandwidth_fraction", n_gen > 0 && bw > 0 ? json_real(frac) : json_null());
@@ -339,18 +355,18 @@ int cli_bench(int argc, char **argv) {
                info.arch ? info.arch : "?", info.weight_type ? info.weight_type : "?", (double)info.n_params / 1e6,
                (double)info.weight_bytes / 1048576.0);
         printf("threads      %d\n", used_threads);
-        printf("%-12s %12s %12s %12s\n", "test", "tok/s", "min", "max");
+        printf("%-12s %12s %12s %12s %14s\n", "test", "tok/s", "min", "max", "tok/s by CPU");
         if (n_prompt > 0) {
             char name[32];
             snprintf(name, sizeof name, "pp%d", n_prompt);
-            printf("%-12s %12.2f %12.2f %12.2f\n", name, pp.median, pp.min, pp.max);
+            printf("%-12s %12.2f %12.2f %12.2f %14.2f\n", name, pp.median, pp.min, pp.max, pp_cpu.median);
         }
         if (n_gen > 0) {
             char name[32];
             snprintf(name, sizeof name, "tg%d", n_gen);
-            printf("%-12s %12.2f %12.2f %12.2f\n", name, tg.median, tg.min, tg.max);
+            printf("%-12s %12.2f %12.2f %12.2f %14.2f\n", name, tg.median, tg.min, tg.max, tg_cpu.median);
         }
-        printf("(median of %d runs after a warm-up)\n", reps);
+        printf("(median of %d runs after a warm-up; by CPU: tokens x threads / CPU seconds of the process)\n", reps);
         if (!no_bw) printf("bandwidth    %.2f GB/s (memory read, %d thread%s)\n", bw, used_threads, used_threads == 1 ? "" : "s");
         printf("bytes/token  %.3f MB of weights read per generated token\n", (double)info.bytes_per_token / 1e6);
         if (n_gen > 0) {
@@ -375,6 +391,7 @@ eval_failed:
 done:
     json_decref(root);
     free(v);
+    free(vc);
     free(toks);
     owl_ctx_free(ctx);
     cli_lora_free(loras, lora.n);

@@ -19,11 +19,13 @@
  * group j of 16 rows) plus the scales [block][row]. The micro-kernel keeps
  * 32 rows x 6 tokens: 12 integer and 12 float accumulators, one weight load
  * per 16 rows and 4 bytes of k, the token bytes broadcast. */
+#include "tensor/avx512_util.h"
 #include "tensor/kernels.h"
 #include "tensor/quant_internal.h"
 
 #include <immintrin.h>
 #include <omp.h>
+#include <stdatomic.h>
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define PR 32 /* rows per panel */
@@ -60,26 +62,45 @@ TGT static const blk_q8_0 *row_q8(owl_dtype t, const void *row, int64_t cols, bl
 }
 
 /* Packs rows [r, r + nr) (nr <= PR) of W: levels + 128 into wp, scales into
- * ws ([b][PR] floats); missing rows are zero weights. */
-TGT static void pack_panel(const owl_mat *W, int64_t r, int nr, uint8_t *wp, float *ws, blk_q8_0 *q, float *tmp) {
+ * ws ([b][PR] floats); missing rows are zero weights. rq: PR rows of nb
+ * Q8_0 blocks for the rows that are converted; tmp: a row of floats. Two
+ * blocks of 16 rows at a time are one 16 x 16 transpose of 4-byte groups:
+ * row i's register holds groups 0-7 of block b and of block b + 1. */
+TGT static void pack_panel(const owl_mat *W, int64_t r, int nr, uint8_t *wp, float *ws, blk_q8_0 *rq, float *tmp) {
     const int64_t nb = W->cols / QK;
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const blk_q8_0 *rows[PR];
     for (int i = 0; i < PR; i++) {
         if (i >= nr) {
-            for (int64_t b = 0; b < nb; b++) {
-                for (int j = 0; j < 8; j++) memset(wp + (size_t)b * PANEL_BLOCK_BYTES + j * 4 * PR + i * 4, 0x80, 4);
-                ws[b * PR + i] = 0.0f;
-            }
+            rows[i] = NULL;
             continue;
         }
-        const blk_q8_0 *a = row_q8(W->dtype, (const char *)W->data + (size_t)(r + i) * W->row_bytes, W->cols, q, tmp);
-        for (int64_t b = 0; b < nb; b++) {
-            _Alignas(32) uint32_t u[8];
-            _mm256_store_si256((__m256i *)u, _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a[b].qs), flip));
-            uint32_t *d = (uint32_t *)(void *)(wp + (size_t)b * PANEL_BLOCK_BYTES) + i;
-            for (int j = 0; j < 8; j++) d[j * PR] = u[j];
-            ws[b * PR + i] = _cvtsh_ss((uint16_t)(a[b].d[0] | (a[b].d[1] << 8)));
+        rows[i] = row_q8(W->dtype, (const char *)W->data + (size_t)(r + i) * W->row_bytes, W->cols, rq + (size_t)i * nb, tmp);
+    }
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < nb; b += 2) {
+        bool two = b + 1 < nb;
+        for (int h = 0; h < 2; h++) {
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) {
+                const blk_q8_0 *a = rows[16 * h + i];
+                if (!a) {
+                    v[i] = flip; /* level 0 */
+                    continue;
+                }
+                __m256i lo = _mm256_loadu_si256((const __m256i *)a[b].qs);
+                __m256i hi = two ? _mm256_loadu_si256((const __m256i *)a[b + 1].qs) : _mm256_setzero_si256();
+                v[i] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+            }
+            owl_transpose16_avx512(v);
+            for (int g = 0; g < 8; g++) {
+                _mm512_store_si512((void *)(wp + (size_t)b * PANEL_BLOCK_BYTES + g * 4 * PR + h * 64), v[g]);
+                if (two) _mm512_store_si512((void *)(wp + (size_t)(b + 1) * PANEL_BLOCK_BYTES + g * 4 * PR + h * 64), v[8 + g]);
+            }
         }
+    }
+    for (int i = 0; i < PR; i++) {
+        const blk_q8_0 *a = rows[i];
+        for (int64_t b = 0; b < nb; b++) ws[b * PR + i] = a ? _cvtsh_ss((uint16_t)(a[b].d[0] | (a[b].d[1] << 8))) : 0.0f;
     }
 }
 
@@ -157,55 +178,101 @@ TGT static void quantize_token(const float *x, int64_t cols, blk_q8_0 *q, int8_t
     }
 }
 
+typedef struct q8_job {
+    const owl_mat *W;
+    const float *X;
+    float *Y;
+    int n_tok;
+    int64_t r0, r1, nb;
+    int8_t *xl;
+    float *xd;
+    int32_t *xc;
+    _Atomic int failed;
+} q8_job;
+
+/* Per-thread buffers: a panel's rows as Q8_0 blocks, a row of floats, a packed panel and
+ * its scales. */
+typedef struct q8_bufs {
+    blk_q8_0 *q;
+    float *tmp, *ws;
+    uint8_t *wp;
+} q8_bufs;
+
+static bool get_bufs(int64_t nb, q8_bufs *b) {
+    size_t qbytes = (sizeof(blk_q8_0) * (size_t)nb * PR + 63) & ~(size_t)63; /* then 64-byte aligned floats */
+    b->q = owl_kernel_scratch(OWL_SCRATCH_AMX_ROW, qbytes + sizeof(float) * (size_t)nb * QK);
+    b->tmp = b->q ? (float *)(void *)((char *)b->q + qbytes) : NULL;
+    b->wp = owl_kernel_scratch(OWL_SCRATCH_AMX_W, (size_t)nb * PANEL_BLOCK_BYTES);
+    b->ws = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)nb * PR);
+    return b->q && b->wp && b->ws;
+}
+
+/* Chunk c: tokens [8c, 8c + 8) quantized. */
+static void quant_chunk(void *arg, int64_t c) {
+    q8_job *j = arg;
+    q8_bufs b;
+    if (!get_bufs(j->nb, &b)) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    const int64_t cols = j->W->cols;
+    for (int64_t t = c * 8; t < c * 8 + 8 && t < j->n_tok; t++)
+        quantize_token(j->X + (size_t)t * cols, cols, b.q, j->xl + (size_t)t * cols, j->xd + (size_t)t * j->nb,
+                       j->xc + (size_t)t * j->nb);
+}
+
+/* Chunk p: panel p (rows r0 + 32p ...) for all tokens. */
+static void panel_chunk(void *arg, int64_t p) {
+    q8_job *j = arg;
+    const owl_mat *W = j->W;
+    const int64_t cols = W->cols, nb = j->nb;
+    q8_bufs b;
+    if (atomic_load(&j->failed) || !get_bufs(nb, &b)) {
+        atomic_store(&j->failed, 1);
+        return;
+    }
+    int64_t r = j->r0 + p * PR;
+    int nr = j->r1 - r < PR ? (int)(j->r1 - r) : PR;
+    pack_panel(W, r, nr, b.wp, b.ws, b.q, b.tmp);
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    for (int t0 = 0; t0 < j->n_tok; t0 += NT) {
+        int n = j->n_tok - t0 < NT ? j->n_tok - t0 : NT;
+        const int8_t *pl[NT];
+        const float *pd[NT];
+        const int32_t *pc[NT];
+        float *py[NT];
+        for (int t = 0; t < n; t++) {
+            pl[t] = j->xl + (size_t)(t0 + t) * cols;
+            pd[t] = j->xd + (size_t)(t0 + t) * nb;
+            pc[t] = j->xc + (size_t)(t0 + t) * nb;
+            py[t] = j->Y + (size_t)(t0 + t) * W->rows + r;
+        }
+        kernel_n(n, b.wp, b.ws, nb, pl, pd, pc, py, m0, m1);
+    }
+}
+
+/* Runs the chunks on the pool, or with OpenMP when it is busy. */
+static void run_chunks(owl_chunk_fn fn, q8_job *j, int64_t n, int nt) {
+    if (owl_kernel_pool_run(fn, j, n, nt)) return;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int64_t c = 0; c < n; c++) fn(j, c);
+}
+
 bool owl_gemm_q8(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1) {
     const int64_t cols = W->cols, R = r1 - r0, nb = cols / QK;
-    if (cols % QK != 0 || cols % owl_dtype_get((uint32_t)W->dtype)->block != 0) return false;
+    if (cols % QK != 0 || cols % owl_dtype_get((uint32_t)W->dtype)->block != 0 || R <= 0 || n_tok <= 0) return false;
     /* the activations, shared by the threads */
     int8_t *xl = owl_kernel_scratch(OWL_SCRATCH_QUANT, (size_t)n_tok * (size_t)cols + (size_t)n_tok * (size_t)nb * 8);
     if (!xl) return false;
-    float *xd = (float *)(void *)(xl + (size_t)n_tok * (size_t)cols);
-    int32_t *xc = (int32_t *)(void *)(xd + (size_t)n_tok * (size_t)nb);
+    q8_job j = {.W = W, .X = X, .Y = Y, .n_tok = n_tok, .r0 = r0, .r1 = r1, .nb = nb, .xl = xl};
+    j.xd = (float *)(void *)(xl + (size_t)n_tok * (size_t)cols);
+    j.xc = (int32_t *)(void *)(j.xd + (size_t)n_tok * (size_t)nb);
+    atomic_init(&j.failed, 0);
     int64_t panels = (R + PR - 1) / PR;
     int nt = owl_threads();
-    if (nt > panels) nt = (int)panels;
     if ((int64_t)n_tok * R * cols < (1 << 16)) nt = 1;
-    bool ok = true;
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(&& : ok)
-    {
-        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        size_t qbytes = (sizeof(blk_q8_0) * (size_t)nb + 63) & ~(size_t)63; /* then 64-byte aligned floats */
-        blk_q8_0 *q = owl_kernel_scratch(OWL_SCRATCH_AMX_ROW, qbytes + sizeof(float) * (size_t)cols);
-        float *tmp = q ? (float *)(void *)((char *)q + qbytes) : NULL;
-        uint8_t *wp = owl_kernel_scratch(OWL_SCRATCH_AMX_W, (size_t)nb * PANEL_BLOCK_BYTES);
-        float *ws = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)nb * PR);
-        bool mine = q && wp && ws;
-        /* each thread quantizes a share of the tokens; the barrier of omp for */
-#pragma omp for schedule(static)
-        for (int t = 0; t < n_tok; t++)
-            if (mine) quantize_token(X + (size_t)t * cols, cols, q, xl + (size_t)t * cols, xd + (size_t)t * nb, xc + (size_t)t * nb);
-        ok = mine;
-        int64_t p0 = panels * tid / nth, p1 = panels * (tid + 1) / nth;
-        for (int64_t p = p0; mine && p < p1; p++) {
-            int64_t r = r0 + p * PR;
-            int nr = r1 - r < PR ? (int)(r1 - r) : PR;
-            pack_panel(W, r, nr, wp, ws, q, tmp);
-            __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-            __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-            for (int t0 = 0; t0 < n_tok; t0 += NT) {
-                int n = n_tok - t0 < NT ? n_tok - t0 : NT;
-                const int8_t *pl[NT];
-                const float *pd[NT];
-                const int32_t *pc[NT];
-                float *py[NT];
-                for (int t = 0; t < n; t++) {
-                    pl[t] = xl + (size_t)(t0 + t) * cols;
-                    pd[t] = xd + (size_t)(t0 + t) * nb;
-                    pc[t] = xc + (size_t)(t0 + t) * nb;
-                    py[t] = Y + (size_t)(t0 + t) * W->rows + r;
-                }
-                kernel_n(n, wp, ws, nb, pl, pd, pc, py, m0, m1);
-            }
-        }
-    }
-    return ok;
+    run_chunks(quant_chunk, &j, (n_tok + 7) / 8, nt);
+    if (!atomic_load(&j.failed)) run_chunks(panel_chunk, &j, panels, nt);
+    return !atomic_load(&j.failed);
 }

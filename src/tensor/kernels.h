@@ -64,6 +64,14 @@ bool owl_gemm_amx_usable(owl_dtype t);
 /* Y rows [r0, r1) x n_tok tokens; false (nothing written) if scratch memory
  * could not be had. */
 bool owl_gemm_amx(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1);
+/* Runs fn(arg, c) for every c < n_chunks on up to nt threads, the caller
+ * one of them (matmul.c): chunks go to whichever thread is running, and
+ * the caller waits only for chunks another thread has taken, never for a
+ * thread to wake. False (nothing ran) if the pool is in use by another
+ * caller or has no thread; then use OpenMP. */
+typedef void (*owl_chunk_fn)(void *arg, int64_t chunk);
+bool owl_kernel_pool_run(owl_chunk_fn fn, void *arg, int64_t n_chunks, int nt);
+
 /* AVX-512 VNNI int8 matrix-matrix product of quantized weights (see
  * gemm_q8.c): usable for weights of type t on this CPU now? */
 bool owl_gemm_q8_usable(owl_dtype t);

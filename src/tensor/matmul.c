@@ -105,8 +105,6 @@ static int threads_for(int64_t rows, int64_t work) {
  * never for a worker to wake up. Workers spin briefly, then sleep. One
  * product at a time: a caller that finds the pool busy uses OpenMP. */
 
-typedef void (*chunk_fn)(void *arg, int64_t chunk);
-
 static struct {
     pthread_mutex_t busy;  /* held by the caller of the product running now */
     pthread_mutex_t lock;  /* with wake: sleeping workers */
@@ -118,7 +116,7 @@ static struct {
     _Atomic int64_t next, done;
     int64_t n_chunks;
     int max_workers;       /* workers (by index) that may join this product */
-    chunk_fn fn;
+    owl_chunk_fn fn;
     void *arg;
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
@@ -161,7 +159,7 @@ static void *pool_worker(void *p) {
 
 /* Runs fn(arg, c) for c < n_chunks on up to nt threads (the caller is one).
  * False if the pool is busy or no worker could be started: nothing ran. */
-static bool pool_run(chunk_fn fn, void *arg, int64_t n_chunks, int nt) {
+bool owl_kernel_pool_run(owl_chunk_fn fn, void *arg, int64_t n_chunks, int nt) {
     if (nt < 2 || n_chunks < 2) {
         for (int64_t c = 0; c < n_chunks; c++) fn(arg, c);
         return true;
@@ -270,7 +268,7 @@ static void gemv(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t 
     int nt = threads_for(R, R * W->cols * n_tok);
     if (nt > 1) {
         rows_job j = {W, X, Y, NULL, 0, n_tok, r0, r1, pool_chunk(R, nt), isa};
-        if (pool_run(gemv_chunk, &j, (R + j.chunk - 1) / j.chunk, nt)) return;
+        if (owl_kernel_pool_run(gemv_chunk, &j, (R + j.chunk - 1) / j.chunk, nt)) return;
     }
     /* Chunks of 16 rows: 16 floats of Y are one cache line. */
     int64_t chunk = (R + nt - 1) / nt;
@@ -440,7 +438,7 @@ static void matmul_quant(const owl_mat *W, const float *X, float *Y, int n_tok, 
     int nt = threads_for(R, R * W->cols * n_tok);
     if (ok) {
         rows_job j = {W, X, Y, q, (size_t)qbytes, n_tok, r0, r1, pool_chunk(R, nt), OWL_ISA_SCALAR};
-        if (pool_run(quant_chunk, &j, (R + j.chunk - 1) / j.chunk, nt)) return;
+        if (owl_kernel_pool_run(quant_chunk, &j, (R + j.chunk - 1) / j.chunk, nt)) return;
     }
     int64_t chunk = ((R + nt - 1) / nt + 15) & ~(int64_t)15;
 #pragma omp parallel num_threads(nt) if (nt > 1)
