@@ -66,6 +66,9 @@ owl_status owl_lora_read(const owl_model *model, const char *path, owl_lora **ou
  * fuzzing; name is used in messages). */
 owl_status owl_lora_read_peft_mem(const owl_model *model, const char *name, const char *config_json,
                                   size_t config_len, const uint8_t *st, size_t st_len, owl_lora **out);
+/* A GGUF adapter from bytes in memory (for fuzzing). */
+owl_status owl_lora_read_gguf_mem(const owl_model *model, const char *name, const uint8_t *data, size_t size,
+                                  owl_lora **out);
 void owl_lora_free(owl_lora *lora);
 /* Every float of every pair finite? Else an error naming the tensor. */
 owl_status owl_lora_check_finite(const owl_lora *lora);

@@ -149,3 +149,15 @@ owl_status lora_read_gguf(const owl_model *m, const char *path, owl_lora **out) 
     owl_weights_free(&ws);
     return st;
 }
+
+owl_status owl_lora_read_gguf_mem(const owl_model *m, const char *name, const uint8_t *data, size_t size,
+                                  owl_lora **out) {
+    *out = NULL;
+    if (!m) return owl_errorf(OWL_ERR_ARG, "adapter: no base model");
+    owl_weights ws;
+    owl_status st = owl_gguf_read_mem(name, data, size, &ws);
+    if (st) return st;
+    st = read_table(m, name, &ws, out);
+    owl_weights_free(&ws);
+    return st;
+}
