@@ -133,6 +133,7 @@ grep -q "ok  $MODEL_SHA  .* model.gguf" "$TMP/verify_tiny.out" && grep -q "notes
 owl_ok verify_wp verify org/wp@main
 [ "$(grep -c '^ok ' "$TMP/verify_wp.out")" = "$(ls "$WPHF" | wc -l)" ] && ok "verify org/wp: every file" ||
     fail "verify org/wp: $(cat "$TMP/verify_wp.out")"
+owl_fails verify_write_store 1 "org/tiny is in the store, whose files are checked by their blob names" verify org/tiny --write
 # a flipped byte in a blob: verify names the file
 BLOB=$TMP/store/models--org--two/blobs/$MODEL_SHA
 chmod u+w "$BLOB"

@@ -12,8 +12,10 @@ static void verify_help(FILE *f) {
                "\n"
                "Checks every file of MODEL (a file, or a directory) against owl.manifest.json\n"
                "beside it (file -> size and SHA-256), or else against a sha256sum list\n"
-               "(SHA256SUMS); a Hugging Face model.safetensors.index.json's shards must all\n"
-               "be present. Stops at the first file that differs and names it.\n"
+               "(SHA256SUMS), or else - a snapshot in the store (MODEL may be a store name,\n"
+               "ORG/NAME[@REVISION]) - against the names of the blobs its files link to;\n"
+               "a Hugging Face model.safetensors.index.json's shards must all be present.\n"
+               "Stops at the first file that differs and names it.\n"
                "\n"
                "      --write    record MODEL's files in owl.manifest.json instead\n"
                "  -q, --quiet    print nothing when every file matches\n"
@@ -43,7 +45,11 @@ int cli_verify(int argc, char **argv) {
         else return cli_usage_error(CMD, "unexpected argument '%s'", a);
     }
     if (!model) return cli_usage_error(CMD, "no MODEL given");
+    const char *given = model;
     if (!(model = cli_model_resolve(CMD, model, true)) || !cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
+    if (write && model != given)
+        return cli_error(CMD, "%s is in the store, whose files are checked by their blob names: --write is for models "
+                              "outside it", given);
     if (write) {
         if (owl_manifest_write(model)) return cli_error(CMD, "%s", owl_last_error());
         if (!quiet) printf("wrote owl.manifest.json for %s\n", model);
