@@ -80,8 +80,9 @@ not_listed() { # NAME REPO
 }
 
 # ---- the hub ----
-mkdir -p "$TMP/srv/org/tiny" "$TMP/srv/org/wp" "$TMP/srv/org/two" "$TMP/srv/org/big" "$TMP/srv/org/full"
+mkdir -p "$TMP/srv/org/q8" "$TMP/srv/org/tiny" "$TMP/srv/org/wp" "$TMP/srv/org/two" "$TMP/srv/org/big" "$TMP/srv/org/full"
 cp "$MODEL" "$TMP/srv/org/tiny/model.gguf"
+cp "$OWL_TESTDATA/models/wp/wp-Q8_0.gguf" "$TMP/srv/org/q8/" # general.license mit
 printf 'notes\n' > "$TMP/srv/org/tiny/notes.txt"
 cp "$WPHF"/* "$TMP/srv/org/wp/"
 cp "$MODEL" "$TMP/srv/org/two/a.gguf"
@@ -95,7 +96,7 @@ for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
 [ -s "$TMP/port" ] || { echo "the hub stand-in did not start: $(cat "$TMP/hub.log")"; exit 1; }
 EP=http://127.0.0.1:$(cat "$TMP/port")
 
-for r in tiny wp two; do owl_ok "pull_$r" pull "org/$r" --endpoint "$EP" -q; done
+for r in tiny wp two q8; do owl_ok "pull_$r" pull "org/$r" --endpoint "$EP" -q; done
 SNAP=$(cat "$TMP/pull_tiny.out")
 WPSNAP=$(cat "$TMP/pull_wp.out")
 
@@ -127,6 +128,13 @@ EOF
 owl_ok license_wp license org/wp --json
 [ "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["license"]["id"])' "$TMP/license_wp.out")" = MIT ] &&
     ok "license org/wp: MIT (the card)" || fail "license org/wp: $(cat "$TMP/license_wp.out")"
+owl_ok license_q8 license org/q8 --json
+[ "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["license"]["id"])' "$TMP/license_q8.out")" = MIT ] &&
+    ok "license org/q8: MIT (the GGUF keys of a snapshot without card)" || fail "license org/q8: $(cat "$TMP/license_q8.out")"
+owl_ok list_names list
+awk '$1 == "org/wp" && $6 == "MIT" && $7 == "safetensors" {a++} $1 == "org/q8" && $6 == "MIT" && $7 == "gguf" {b++}
+     $1 == "org/tiny" && $6 == "unknown" && $7 == "gguf" {c++} END {exit !(a == 1 && b == 1 && c == 1)}' "$TMP/list_names.out" &&
+    ok "owl list: licence and formats" || fail "owl list: $(cat "$TMP/list_names.out")"
 owl_ok verify_tiny verify org/tiny
 grep -q "ok  $MODEL_SHA  .* model.gguf" "$TMP/verify_tiny.out" && grep -q "notes.txt" "$TMP/verify_tiny.out" &&
     ok "verify org/tiny: each file against its blob" || fail "verify org/tiny: $(cat "$TMP/verify_tiny.out")"

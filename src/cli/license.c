@@ -149,9 +149,21 @@ int cli_license(int argc, char **argv) {
         return CLI_EXIT_OK;
     }
     if (!model) return cli_usage_error(CMD, "no MODEL given");
+    const char *given = model;
     if (!(model = cli_model_resolve(CMD, model, true)) || !cli_model_path_ok(CMD, model)) return CLI_EXIT_RUNTIME;
     owl_license_report r;
     if (owl_license_detect(model, &r)) return cli_error(CMD, "%s", owl_last_error());
+    if (model != given && r.n == 0) { /* a store snapshot without card or licence file: its GGUF file's keys */
+        const char *file = cli_model_resolve(CMD, given, false);
+        if (!file) {
+            owl_license_report_free(&r);
+            return CLI_EXIT_RUNTIME;
+        }
+        if (!owl_is_dir(file)) {
+            owl_license_report_free(&r);
+            if (owl_license_detect(file, &r)) return cli_error(CMD, "%s", owl_last_error());
+        }
+    }
     if (json) {
         json_t *o = cli_license_json(&r);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

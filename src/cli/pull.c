@@ -3,6 +3,7 @@
 #include "cli/govern_cli.h"
 #include "store/store.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ static void pull_help(FILE *f) {
                "one the hub lists. It prints the snapshot directory. Every command that\n"
                "takes a MODEL also takes a store name: ORG/NAME, ORG/NAME@REVISION, and\n"
                "/FILE after either for one file of the snapshot (a path on disk of the\n"
-               "same name wins). list shows the store; rm removes a repository from it.\n"
+               "same name wins). list shows the store (size, licence, weight formats);\n"
+               "rm removes a repository from it.\n"
                "\n"
                "      --revision REV  branch, tag or commit (default main)\n"
                "      --endpoint URL  hub address (default $HF_ENDPOINT or https://huggingface.co)\n"
@@ -90,11 +92,49 @@ int cli_pull(int argc, char **argv) {
     return CLI_EXIT_OK;
 }
 
+/* The weight formats in a snapshot: "gguf", "safetensors", both, or "-". */
+static void formats_of(const char *dir, char *out, size_t cap) {
+    bool gguf = false, st = false;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        gguf |= n > 5 && strcmp(e->d_name + n - 5, ".gguf") == 0;
+        st |= n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0;
+    }
+    if (d) closedir(d);
+    snprintf(out, cap, "%s%s%s", gguf ? "gguf" : "", gguf && st ? "," : "", st ? "safetensors" : !gguf ? "-" : "");
+}
+
+/* The licence id of a snapshot: its card and licence files, else (when they
+ * say nothing) the GGUF keys of its one model file; "unknown" otherwise. */
+static void licence_of(const owl_store_entry *e, char *out, size_t cap) {
+    owl_license_report r;
+    snprintf(out, cap, "unknown");
+    if (owl_license_detect(e->snapshot, &r) != OWL_OK) return;
+    bool said = r.n > 0;
+    if (r.license) snprintf(out, cap, "%s", r.license->id);
+    owl_license_report_free(&r);
+    char name[512], *model = NULL;
+    snprintf(name, sizeof name, "%s@%s", e->repo, e->revision);
+    if (said || owl_store_resolve(NULL, name, false, &model) != OWL_OK) return;
+    if (!owl_is_dir(model) && owl_license_detect(model, &r) == OWL_OK) {
+        if (r.license) snprintf(out, cap, "%s", r.license->id);
+        owl_license_report_free(&r);
+    }
+    free(model);
+}
+
 static void print_entry(void *ud, const owl_store_entry *e) {
     int *n = ud;
-    if ((*n)++ == 0) printf("%-40s %-12s %-12s %6s %14s  %s\n", "REPOSITORY", "REVISION", "COMMIT", "FILES", "BYTES", "SNAPSHOT");
-    printf("%-40s %-12s %-12.12s %6d %14llu  %s\n", e->repo, e->revision, e->commit, e->files,
-           (unsigned long long)e->bytes, e->snapshot);
+    char lic[64], fmts[32];
+    licence_of(e, lic, sizeof lic);
+    formats_of(e->snapshot, fmts, sizeof fmts);
+    if ((*n)++ == 0)
+        printf("%-40s %-12s %-12s %6s %14s  %-20s %-16s %s\n", "REPOSITORY", "REVISION", "COMMIT", "FILES", "BYTES",
+               "LICENCE", "FORMATS", "SNAPSHOT");
+    printf("%-40s %-12s %-12.12s %6d %14llu  %-20s %-16s %s\n", e->repo, e->revision, e->commit, e->files,
+           (unsigned long long)e->bytes, lic, fmts, e->snapshot);
 }
 
 int cli_list(int argc, char **argv) {
