@@ -140,5 +140,10 @@ owl_qdot4_fn owl_qdot4_avx512(owl_dtype t);
 typedef void (*owl_qquant_fn)(const float *x, void *y, int64_t nb);
 owl_qquant_fn owl_qquant_avx512(owl_dtype t);
 owl_qquant_fn owl_qquant_avx2(owl_dtype t);
+/* SIMD K-quant dequantizers to F32 (dequant_avx512.c; NULL for other types
+ * or when the CPU lacks AVX-512 F/BW/VL), bit-identical to the scalar
+ * ones; the owl_q*_k_dequantize entry points of quant_k.c call them. */
+typedef void (*owl_qdequant_fn)(const void *x, float *y, int64_t nb);
+owl_qdequant_fn owl_qdequant_avx512(owl_dtype t);
 
 #endif

@@ -95,9 +95,18 @@ static void q6k_levels(const blk_q6_k *b, int8_t q[QKK]) {
     }
 }
 
-/* ---- dequantize ---- */
+/* ---- dequantize ----
+ * Each entry point hands the work to the AVX-512 version (dequant_avx512.c,
+ * bit-identical) when the CPU has it and scalar code is not forced. */
+
+static owl_qdequant_fn fast_dequant(owl_dtype t) { return owl_cpu_scalar_forced() ? NULL : owl_qdequant_avx512(t); }
 
 void owl_q2_k_dequantize(const void *x, float *y, int64_t nb) {
+    owl_qdequant_fn f = fast_dequant(OWL_Q2_K);
+    if (f) {
+        f(x, y, nb);
+        return;
+    }
     const blk_q2_k *b = x;
     int8_t q[QKK];
     for (int64_t i = 0; i < nb; i++, y += QKK) {
@@ -111,6 +120,11 @@ void owl_q2_k_dequantize(const void *x, float *y, int64_t nb) {
 }
 
 void owl_q3_k_dequantize(const void *x, float *y, int64_t nb) {
+    owl_qdequant_fn f = fast_dequant(OWL_Q3_K);
+    if (f) {
+        f(x, y, nb);
+        return;
+    }
     const blk_q3_k *b = x;
     int8_t q[QKK], sc[16];
     for (int64_t i = 0; i < nb; i++, y += QKK) {
@@ -122,6 +136,11 @@ void owl_q3_k_dequantize(const void *x, float *y, int64_t nb) {
 }
 
 void owl_q4_k_dequantize(const void *x, float *y, int64_t nb) {
+    owl_qdequant_fn f = fast_dequant(OWL_Q4_K);
+    if (f) {
+        f(x, y, nb);
+        return;
+    }
     const blk_q4_k *b = x;
     int8_t q[QKK];
     uint8_t sc[8], mn[8];
@@ -134,6 +153,11 @@ void owl_q4_k_dequantize(const void *x, float *y, int64_t nb) {
 }
 
 void owl_q5_k_dequantize(const void *x, float *y, int64_t nb) {
+    owl_qdequant_fn f = fast_dequant(OWL_Q5_K);
+    if (f) {
+        f(x, y, nb);
+        return;
+    }
     const blk_q5_k *b = x;
     int8_t q[QKK];
     uint8_t sc[8], mn[8];
@@ -146,6 +170,11 @@ void owl_q5_k_dequantize(const void *x, float *y, int64_t nb) {
 }
 
 void owl_q6_k_dequantize(const void *x, float *y, int64_t nb) {
+    owl_qdequant_fn f = fast_dequant(OWL_Q6_K);
+    if (f) {
+        f(x, y, nb);
+        return;
+    }
     const blk_q6_k *b = x;
     int8_t q[QKK];
     for (int64_t i = 0; i < nb; i++, y += QKK) {
