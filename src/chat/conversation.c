@@ -4,6 +4,7 @@
 
 #include "chat/chat.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -163,12 +164,32 @@ void owl_conv_drop_from(owl_conv *c, int i) {
     }
 }
 
-static json_t *messages_json(const owl_conv *c) {
+/* Markers around each message's text in a second rendering (private-use
+ * characters U+E000 / U+E001) that show which bytes of the prompt are
+ * message text: no special token is matched there. */
+#define MARK_OPEN "\xEE\x80\x80"
+#define MARK_CLOSE "\xEE\x80\x81"
+#define MARK_LEN 3
+
+static json_t *content_json(const char *content, bool mark) {
+    if (!mark) return json_string(content);
+    size_t n = strlen(content);
+    char *w = malloc(n + 2 * MARK_LEN + 1);
+    if (!w) return NULL;
+    memcpy(w, MARK_OPEN, MARK_LEN);
+    memcpy(w + MARK_LEN, content, n);
+    memcpy(w + MARK_LEN + n, MARK_CLOSE, MARK_LEN + 1);
+    json_t *j = json_string(w);
+    free(w);
+    return j;
+}
+
+static json_t *messages_json(const owl_conv *c, bool mark) {
     json_t *arr = json_array();
     for (int i = 0; arr && i < c->n_msgs; i++) {
         json_t *m = json_object();
         if (!m || json_object_set_new(m, "role", json_string(c->msgs[i].role)) ||
-            json_object_set_new(m, "content", json_string(c->msgs[i].content))) {
+            json_object_set_new(m, "content", content_json(c->msgs[i].content, mark))) {
             json_decref(m);
             json_decref(arr);
             return NULL;
@@ -187,12 +208,12 @@ static json_t *piece_json(const owl_tokenizer *tok, int32_t id) {
     return p ? json_stringn(p, len) : json_string("");
 }
 
-owl_status owl_conv_render(const owl_conv *c, bool add_generation_prompt, char **out, size_t *out_len) {
+static owl_status render(const owl_conv *c, bool add_generation_prompt, bool mark, char **out, size_t *out_len) {
     *out = NULL;
     json_t *in = json_object();
     char *text = NULL;
     /* json_object_set_new takes the value even when it fails */
-    bool bad = !in || json_object_set_new(in, "messages", messages_json(c)) ||
+    bool bad = !in || json_object_set_new(in, "messages", messages_json(c, mark)) ||
                json_object_set_new(in, "add_generation_prompt", json_boolean(add_generation_prompt)) ||
                json_object_set_new(in, "bos_token", piece_json(c->tok, owl_token_bos(c->tok))) ||
                json_object_set_new(in, "eos_token", piece_json(c->tok, owl_token_eos(c->tok)));
@@ -206,6 +227,65 @@ owl_status owl_conv_render(const owl_conv *c, bool add_generation_prompt, char *
     owl_status st = owl_template_render(c->tmpl, text, out, out_len);
     free(text);
     return st;
+}
+
+owl_status owl_conv_render(const owl_conv *c, bool add_generation_prompt, char **out, size_t *out_len) {
+    return render(c, add_generation_prompt, false, out, out_len);
+}
+
+/* Which bytes of the rendered prompt r are message text: renders again with
+ * markers around every message's text; where removing the markers gives r
+ * exactly, *plain (malloc'd, len bytes) is 1 between them. NULL when the
+ * template changed the marked text (it trims or inspects it) or a message
+ * holds a marker character itself. */
+static owl_status plain_mask(const owl_conv *c, bool add_generation_prompt, const char *r, size_t len, uint8_t **plain) {
+    *plain = NULL;
+    for (int i = 0; i < c->n_msgs; i++)
+        if (strstr(c->msgs[i].content, MARK_OPEN) || strstr(c->msgs[i].content, MARK_CLOSE)) return OWL_OK;
+    char *m = NULL;
+    size_t ml = 0;
+    owl_status st = render(c, add_generation_prompt, true, &m, &ml);
+    if (st) return st;
+    uint8_t *mask = calloc(len + 1, 1);
+    if (!mask) {
+        free(m);
+        return owl_errorf(OWL_ERR_NOMEM, "chat: out of memory for a prompt of %zu bytes", len);
+    }
+    size_t j = 0; /* bytes of r matched */
+    bool in = false, good = true;
+    for (size_t i = 0; i < ml && good;) {
+        if (ml - i >= MARK_LEN && memcmp(m + i, MARK_OPEN, MARK_LEN) == 0) {
+            good = !in;
+            in = true;
+            i += MARK_LEN;
+        } else if (ml - i >= MARK_LEN && memcmp(m + i, MARK_CLOSE, MARK_LEN) == 0) {
+            good = in;
+            in = false;
+            i += MARK_LEN;
+        } else {
+            good = j < len && m[i] == r[j];
+            if (good) mask[j++] = in;
+            i++;
+        }
+    }
+    free(m);
+    if (good && !in && j == len) *plain = mask;
+    else free(mask);
+    return OWL_OK;
+}
+
+/* True if text holds the text of a special token (tokenizing it with
+ * special tokens gives other ids than without). */
+static bool names_special(const owl_tokenizer *tok, const char *text) {
+    int32_t *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    bool differ = false;
+    if (owl_tokenize(tok, text, strlen(text), false, true, &a, &na) == OWL_OK &&
+        owl_tokenize(tok, text, strlen(text), false, false, &b, &nb) == OWL_OK)
+        differ = na != nb || memcmp(a, b, na * sizeof *a) != 0;
+    free(a);
+    free(b);
+    return differ;
 }
 
 owl_status owl_conv_tokenize(const owl_conv *c, bool add_generation_prompt, char **text, int32_t **ids,
@@ -223,7 +303,19 @@ owl_status owl_conv_tokenize(const owl_conv *c, bool add_generation_prompt, char
     size_t bl = 0;
     const char *bp = bos >= 0 ? owl_token_piece(c->tok, bos, &bl) : NULL;
     if (bp && bl > 0 && len >= bl && memcmp(r, bp, bl) == 0) add_bos = false;
-    st = owl_tokenize(c->tok, r, len, add_bos, true, ids, n_ids);
+    /* Message text is plain text: "<|im_end|>" typed by a user must not end
+     * the turn (prompt injection); the template's own special tokens are
+     * tokens. */
+    uint8_t *plain = NULL;
+    st = plain_mask(c, add_generation_prompt, r, len, &plain);
+    for (int i = 0; st == OWL_OK && !plain && i < c->n_msgs; i++)
+        if (names_special(c->tok, c->msgs[i].content))
+            st = owl_errorf(OWL_ERR_ARG,
+                            "chat: message %d (%s) holds the text of a special token, and the chat template changes "
+                            "message text so that it cannot be kept apart from the template's own tokens",
+                            i + 1, c->msgs[i].role);
+    if (st == OWL_OK) st = owl_tokenize_masked(c->tok, r, len, add_bos, plain, ids, n_ids);
+    free(plain);
     if (st == OWL_OK && text) *text = r;
     else free(r);
     return st;
@@ -312,7 +404,7 @@ const int32_t *owl_conv_cached(const owl_conv *c, int *n) {
 
 owl_status owl_conv_to_json(const owl_conv *c, char **out) {
     *out = NULL;
-    json_t *root = json_object(), *msgs = messages_json(c);
+    json_t *root = json_object(), *msgs = messages_json(c, false);
     if (!root || !msgs || json_object_set_new(root, "messages", msgs)) {
         json_decref(root);
         return owl_errorf(OWL_ERR_NOMEM, "chat: out of memory saving the conversation");

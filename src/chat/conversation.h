@@ -49,9 +49,12 @@ void owl_conv_drop_from(owl_conv *c, int i);
 /* Renders the messages (add_generation_prompt: the opening of the next
  * assistant turn). *out malloc'd, NUL-terminated. */
 owl_status owl_conv_render(const owl_conv *c, bool add_generation_prompt, char **out, size_t *out_len);
-/* Renders and tokenizes (special tokens named in the text become tokens; BOS
- * put first where the tokenizer adds it and the text does not start with
- * it). text (optional) gets the rendered text (malloc'd); *ids malloc'd. */
+/* Renders and tokenizes (special tokens the template writes become tokens,
+ * while the text of the messages stays plain text: "<|im_end|>" typed by a
+ * user is not the end of a turn; OWL_ERR_ARG where a message names a special
+ * token and the template changes message text so that it cannot be told
+ * apart; BOS put first where the tokenizer adds it and the text does not
+ * start with it). text (optional) gets the rendered text (malloc'd); *ids malloc'd. */
 owl_status owl_conv_tokenize(const owl_conv *c, bool add_generation_prompt, char **text, int32_t **ids,
                              size_t *n_ids);
 

@@ -297,6 +297,9 @@ static const owl_added *added_at(const owl_tokenizer *tok, const char *text, siz
 typedef struct enc_ctx {
     const owl_tokenizer *tok;
     bool parse_special;
+    const char *text;     /* the whole text (pass 0 offsets) */
+    const uint8_t *plain; /* per byte of text: nonzero = never part of a special token; NULL: none */
+    bool special_norm;    /* pass 1 (normalized stretch) may match special tokens */
     owl_ids *out;
     scratch sc;
     owl_pieces pcs;
@@ -323,6 +326,11 @@ static owl_status encode_plain(enc_ctx *c, const char *s, size_t n, bool at_star
     size_t nn = n;
     owl_status st = owl_normalize(c->tok->norm, s, n, &norm, &nn);
     if (st) return st;
+    /* the normalized text's offsets are not the original's: a stretch with
+     * any plain byte matches no special token there */
+    c->special_norm = c->parse_special;
+    for (size_t i = 0; c->plain && c->special_norm && i < n; i++)
+        if (c->plain[(size_t)(s - c->text) + i]) c->special_norm = false;
     st = split_added(c, norm, nn, at_start, 1);
     free(norm);
     return st;
@@ -335,7 +343,12 @@ static owl_status split_added(enc_ctx *c, const char *text, size_t len, bool at_
     bool any = pass == 0 ? b->n_added > (has_norm(c->tok) ? b->n_added_normalized : 0) : b->n_added_normalized > 0;
     for (size_t p = 0; st == OWL_OK && any && p < len; p++) {
         if (!b->added_lens[(uint8_t)text[p]]) continue;
-        const owl_added *a = added_at(c->tok, text, len, p, c->parse_special, pass);
+        const owl_added *a = added_at(c->tok, text, len, p, pass == 0 ? c->parse_special : c->special_norm, pass);
+        if (a && a->special && pass == 0 && c->plain) { /* a special token over plain bytes is plain text */
+            bool over = false;
+            for (size_t i = p; i < p + a->len && !over; i++) over = c->plain[i] != 0;
+            if (over) a = added_at(c->tok, text, len, p, false, pass);
+        }
         if (!a) continue;
         size_t start = p, end = p + a->len;
         if (a->lstrip)
@@ -355,9 +368,14 @@ static owl_status split_added(enc_ctx *c, const char *text, size_t len, bool at_
 
 owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
                                owl_ids *out) {
+    return owl_bpe_encode_masked(tok, text, len, parse_special, NULL, out);
+}
+
+owl_status owl_bpe_encode_masked(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                                 const uint8_t *plain, owl_ids *out) {
     if (!tok->bpe) return owl_errorf(OWL_ERR_ARG, "tokenizer has no BPE model");
     if (len && !text) return owl_errorf(OWL_ERR_ARG, "text is NULL");
-    enc_ctx c = {.tok = tok, .parse_special = parse_special, .out = out};
+    enc_ctx c = {.tok = tok, .parse_special = parse_special, .text = text, .plain = plain, .out = out};
     owl_status st = split_added(&c, text, len, true, 0);
     scratch_free(&c.sc);
     owl_pieces_free(&c.pcs);

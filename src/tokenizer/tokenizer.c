@@ -279,7 +279,7 @@ bool owl_token_is_special(const owl_tokenizer *tok, int32_t id) {
 /* SentencePiece: split at control-token matches when parse_special; the '▁'
  * prefix goes at the start and after each special token. */
 static owl_status spm_tokenize(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
-                               owl_ids *ids) {
+                               const uint8_t *plain, owl_ids *ids) {
     bool first_byte[256] = {false};
     bool any = false;
     if (parse_special) {
@@ -301,6 +301,9 @@ static owl_status spm_tokenize(const owl_tokenizer *tok, const char *text, size_
                 owl_str p = tok->vocab.pieces[id];
                 if (tok->vocab.types[id] == OWL_TOKTYPE_USER_DEFINED) continue;
                 if (p.len <= len - i && memcmp(p.ptr, text + i, p.len) == 0) {
+                    bool over = false; /* over bytes a user typed: plain text */
+                    for (size_t j = i; plain && j < i + p.len && !over; j++) over = plain[j] != 0;
+                    if (over) continue;
                     match = id;
                     break;
                 }
@@ -322,8 +325,21 @@ static owl_status spm_tokenize(const owl_tokenizer *tok, const char *text, size_
     return OWL_OK;
 }
 
+static owl_status tokenize(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos, bool parse_special,
+                           const uint8_t *plain, int32_t **ids_out, size_t *n_ids);
+
 owl_status owl_tokenize(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos, bool parse_special,
                         int32_t **ids_out, size_t *n_ids) {
+    return tokenize(tok, text, len, add_bos, parse_special, NULL, ids_out, n_ids);
+}
+
+owl_status owl_tokenize_masked(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                               const uint8_t *plain, int32_t **ids_out, size_t *n_ids) {
+    return tokenize(tok, text, len, add_bos, true, plain, ids_out, n_ids);
+}
+
+static owl_status tokenize(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos, bool parse_special,
+                           const uint8_t *plain, int32_t **ids_out, size_t *n_ids) {
     if (!tok || !ids_out || !n_ids || (!text && len > 0))
         return owl_errorf(OWL_ERR_ARG, "owl_tokenize: NULL argument");
     *ids_out = NULL;
@@ -332,8 +348,8 @@ owl_status owl_tokenize(const owl_tokenizer *tok, const char *text, size_t len, 
     owl_status s = OWL_OK;
     if (add_bos && tok->add_bos && tok->bos >= 0) s = owl_ids_push(&ids, tok->bos);
     if (s == OWL_OK && len > 0) {
-        if (tok->kind == OWL_TOK_SPM) s = spm_tokenize(tok, text, len, parse_special, &ids);
-        else s = owl_bpe_encode_text(tok, text, len, parse_special, &ids);
+        if (tok->kind == OWL_TOK_SPM) s = spm_tokenize(tok, text, len, parse_special, plain, &ids);
+        else s = owl_bpe_encode_masked(tok, text, len, parse_special, plain, &ids);
     }
     if (s == OWL_OK && ids.n == 0) { /* a valid (empty) malloc'd array */
         s = owl_ids_push(&ids, 0);

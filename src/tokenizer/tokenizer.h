@@ -106,6 +106,15 @@ owl_status owl_bpe_encode(const owl_tokenizer *tok, const char *text, size_t len
  * prefer it for OWL_TOK_BPE. Neither adds BOS/EOS. */
 owl_status owl_bpe_encode_text(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
                                owl_ids *out);
+/* Same; plain (NULL: none) has a byte per byte of text, nonzero where the
+ * text came from a user: no special token is matched over those bytes. */
+owl_status owl_bpe_encode_masked(const owl_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                                 const uint8_t *plain, owl_ids *out);
+/* owl_tokenize with parse_special, except that no special token is matched
+ * over bytes where plain[i] != 0 (text a user typed inside a rendered chat
+ * template: "<|im_end|>" there stays text, the template's own is a token). */
+owl_status owl_tokenize_masked(const owl_tokenizer *tok, const char *text, size_t len, bool add_bos,
+                               const uint8_t *plain, int32_t **ids, size_t *n_ids);
 /* Bytes of one token as text (GPT-2 alphabet mapped back, <0xXX> -> byte,
  * '▁' -> ' ', added tokens as written). cap too small: OWL_ERR_RANGE with
  * *len = the size needed. */
