@@ -328,6 +328,7 @@ int cli_bench(int argc, char **argv) {
         json_object_set_new(root, "n_layers", json_integer(info.n_layers));
         json_object_set_new(root, "n_heads", json_integer(info.n_heads));
         json_object_set_new(root, "n_kv_heads", json_integer(info.n_kv_heads));
+        json_object_set_new(root, "head_dim", json_integer(info.head_dim));
         json_object_set_new(root, "ffn_dim", json_integer(info.ffn_dim));
         json_object_set_new(root, "n_ctx_train", json_integer(info.n_ctx_train));
         json_object_set_new(root, "threads", json_integer(used_threads));
