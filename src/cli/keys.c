@@ -20,7 +20,9 @@ static void keys_help(FILE *f) {
             "digits from /dev/urandom); the database keeps only its SHA-256, the name,\n"
             "the models it may use (default: all; a model is the file name without\n"
             "its extension, as GET /v1/models shows it) and its limits: requests (rpm)\n"
-            "and tokens (tpm) per minute, 0 = none.\n"
+            "and tokens (tpm) per minute, 0 = none. Adapters served with --lora are\n"
+            "models MODEL:NAME: scope a key to one with --models MODEL:NAME, to all of\n"
+            "a model's with MODEL:*; a plain MODEL is the base model alone.\n"
             "\n"
             "      --db FILE          the key database (default owl-keys.db)\n"
             "  -h, --help             this text\n");

@@ -10,6 +10,38 @@
 
 static const char *CMD = "serve";
 
+#define MAX_LORA 64
+
+/* NAME=PATH of --lora: NAME of letters, digits, '.', '_', '-' (1..64). */
+static bool lora_arg(const char *v, char *name, size_t cap, const char **path) {
+    const char *eq = strchr(v, '=');
+    if (!eq) {
+        cli_usage_error(CMD, "--lora '%s': expected NAME=PATH", v);
+        return false;
+    }
+    size_t n = (size_t)(eq - v);
+    if (n == 0 || n >= cap || n > 64) {
+        cli_usage_error(CMD, "--lora '%s': the name must have 1 to 64 characters", v);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = v[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+              ch == '_' || ch == '-')) {
+            cli_usage_error(CMD, "--lora '%s': the name may hold only letters, digits, '.', '_' and '-'", v);
+            return false;
+        }
+    }
+    if (!eq[1]) {
+        cli_usage_error(CMD, "--lora '%s': no path after '='", v);
+        return false;
+    }
+    memcpy(name, v, n);
+    name[n] = 0;
+    *path = eq + 1;
+    return true;
+}
+
 static void serve_help(FILE *f) {
     fprintf(f,
             "usage: owl serve MODEL [options]\n"
@@ -56,6 +88,12 @@ static void serve_help(FILE *f) {
             "  -c, --ctx-size N       context of each slot (default 0: the model's)\n"
             "  -t, --threads N        threads (default 0: all cores)\n"
             "      --tokenizer PATH   tokenizer.bin for a llama2.c checkpoint\n"
+            "      --lora NAME=PATH   also serve an adapter (PEFT directory or GGUF\n"
+            "                         adapter, loaded once; repeatable, up to 64): a\n"
+            "                         request picks it with \"model\": \"MODEL:NAME\" or\n"
+            "                         \"adapter\": \"NAME\"; /v1/models lists MODEL:NAME;\n"
+            "                         requests with different adapters share a batch.\n"
+            "                         Keys scoped with --models MODEL:NAME or MODEL:*\n"
             "      --policy FILE      refuse to start unless the policy (JSON: licences,\n"
             "                         uses, pinned digests; see src/govern/policy.c)\n"
             "                         allows the model\n"
@@ -88,6 +126,9 @@ int cli_serve(int argc, char **argv) {
     o.conn_timeout_s = 30;
     o.max_messages = 1024;
     const char *tokenizer = NULL, *policy = NULL;
+    static char lora_name_buf[MAX_LORA][72];
+    const char *lora_names[MAX_LORA], *lora_paths[MAX_LORA];
+    int n_lora = 0;
     int threads = 0, v_int;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -117,6 +158,16 @@ int cli_serve(int argc, char **argv) {
             INT(0, 65535, o.port);
         } else if (strcmp(a, "--slots") == 0) {
             INT(1, 256, o.slots);
+        } else if (strcmp(a, "--lora") == 0) {
+            VALUE();
+            if (n_lora == MAX_LORA) return cli_usage_error(CMD, "more than %d --lora adapters", MAX_LORA);
+            if (!lora_arg(v, lora_name_buf[n_lora], sizeof lora_name_buf[n_lora], &lora_paths[n_lora]))
+                return CLI_EXIT_USAGE;
+            lora_names[n_lora] = lora_name_buf[n_lora];
+            for (int k = 0; k < n_lora; k++)
+                if (strcmp(lora_names[k], lora_names[n_lora]) == 0)
+                    return cli_usage_error(CMD, "--lora: the name '%s' is given twice", lora_names[k]);
+            n_lora++;
         } else if (strcmp(a, "--batch-tokens") == 0) {
             INT(1, 65536, o.step_tokens);
         } else if (strcmp(a, "--queue") == 0) {
@@ -159,6 +210,9 @@ int cli_serve(int argc, char **argv) {
 #undef INT
     }
     if (!o.model_path) return cli_usage_error(CMD, "no model given");
+    o.n_lora = n_lora;
+    o.lora_names = lora_names;
+    o.lora_paths = lora_paths;
     if (o.audit_content && !o.audit_path) return cli_usage_error(CMD, "--audit-content needs --audit FILE");
     /* the model's name: the file name without its extension */
     const char *base = strrchr(o.model_path, '/');

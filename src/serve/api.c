@@ -82,6 +82,13 @@ static int parse_common(json_t *body, owl_api_req *r, owl_api_err *err) {
     if (!m) return BAD("model", "you must provide a model parameter");
     if (!json_is_string(m)) return BAD("model", "'model' must be a string");
     snprintf(r->model, sizeof r->model, "%s", json_string_value(m));
+    json_t *ad = json_object_get(body, "adapter");
+    if (ad && !json_is_null(ad)) {
+        if (!json_is_string(ad)) return BAD("adapter", "'adapter' must be a string");
+        if (json_string_length(ad) >= sizeof r->adapter || strlen(json_string_value(ad)) != json_string_length(ad))
+            return BAD("adapter", "'adapter' is longer than %zu bytes or holds a NUL", sizeof r->adapter - 1);
+        snprintf(r->adapter, sizeof r->adapter, "%s", json_string_value(ad));
+    }
 
     double d;
     long long ll;

@@ -21,6 +21,7 @@ char *owl_api_error_json(const owl_api_err *e);
 
 typedef struct owl_api_req {
     char model[256];
+    char adapter[128]; /* the "adapter" field ("": none) */
     float temperature, top_p;
     int max_tokens; /* -1: not given */
     bool seed_given;

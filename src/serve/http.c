@@ -70,6 +70,37 @@ static bool client_gone(int fd) {
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+int owl_http_resolve_model(server *s, conn *c, const char *model, const char *adapter, owl_api_err *e) {
+    const char *base = s->o->model_name, *ad = NULL;
+    const size_t bl = strlen(base);
+    if (strcmp(model, base) == 0) {
+        ad = adapter && adapter[0] ? adapter : NULL;
+    } else if (strncmp(model, base, bl) == 0 && model[bl] == ':' && model[bl + 1]) {
+        ad = model + bl + 1;
+        if (adapter && adapter[0] && strcmp(adapter, ad) != 0) {
+            owl_api_fail(e, 400, "invalid_request_error", "adapter", NULL,
+                         "'adapter' is '%.100s' but 'model' names the adapter '%.100s'", adapter, ad);
+            return -2;
+        }
+    } else {
+        owl_api_fail(e, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%.200s' does not exist or you do not have access to it.", model);
+        return -2;
+    }
+    int idx = -1;
+    for (int i = 0; ad && i < s->o->n_lora; i++)
+        if (strcmp(s->o->lora_names[i], ad) == 0) idx = i;
+    if (ad) snprintf(c->model_id, sizeof c->model_id, "%s:%.128s", base, ad);
+    else snprintf(c->model_id, sizeof c->model_id, "%s", base);
+    if ((ad && idx < 0) || (c->has_key && !owl_key_allows_model(&c->key, c->model_id))) {
+        owl_api_fail(e, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%.300s' does not exist or you do not have access to it.", c->model_id);
+        c->model_id[0] = 0;
+        return -2;
+    }
+    return idx;
+}
+
 void owl_http_model_check(server *s, conn *c, const char *model, owl_api_err *e) {
     if (strcmp(model, s->o->model_name) != 0 || (c->has_key && !owl_key_allows_model(&c->key, model)))
         owl_api_fail(e, 404, "invalid_request_error", "model", "model_not_found",
@@ -161,13 +192,14 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     owl_gen *g = NULL;
     enum MHD_Result ret;
     if (status) goto error;
-    owl_http_model_check(s, c, r.model, &e);
+    const int adapter = owl_http_resolve_model(s, c, r.model, r.adapter, &e);
     if (e.status) goto error;
     g = owl_gen_new();
     if (!g) {
         owl_api_fail(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto error;
     }
+    g->lora = adapter >= 0 ? s->loras[adapter] : NULL;
     if (chat) {
         if (!chat_prompt(s, messages, &text, &ids, &n_ids, g, &e)) goto error;
     } else if (r.prompt_ids) {
@@ -300,7 +332,7 @@ static enum MHD_Result generate(server *s, struct MHD_Connection *mc, conn *c, b
     }
     c->finish = g->finish == OWL_FINISH_LENGTH ? "length" : "stop";
     ret = owl_http_send_text(mc, c, 200, "application/json",
-                    owl_api_response(chat, c->id, c->created, s->o->model_name, g->text ? g->text : "", g->len, c->finish,
+                    owl_api_response(chat, c->id, c->created, c->model_id, g->text ? g->text : "", g->len, c->finish,
                                      g->n_prompt, g->n_gen,
                                      g->top_logprobs >= 0 ? owl_serve_logprobs_json(s->tok, g, chat) : NULL),
                     0);
@@ -340,7 +372,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     conn *c = cls;
     server *s = c->srv;
     owl_gen *g = c->g;
-    const char *model = s->o->model_name;
+    const char *model = c->model_id[0] ? c->model_id : s->o->model_name;
     while (c->out_off >= c->out_len) {
         free(c->out);
         c->out = NULL;
@@ -429,6 +461,13 @@ static enum MHD_Result models(server *s, struct MHD_Connection *mc, conn *c) {
     if (!c->has_key || owl_key_allows_model(&c->key, s->o->model_name))
         json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s}", "id", s->o->model_name, "object", "model", "created",
                                               (json_int_t)time(NULL), "owned_by", "owl"));
+    for (int i = 0; i < s->o->n_lora; i++) { /* each adapter as BASE:NAME */
+        char id[400];
+        snprintf(id, sizeof id, "%s:%s", s->o->model_name, s->o->lora_names[i]);
+        if (!c->has_key || owl_key_allows_model(&c->key, id))
+            json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", id, "object", "model", "created",
+                                                  (json_int_t)time(NULL), "owned_by", "owl", "parent", s->o->model_name));
+    }
     json_t *j = json_pack("{s:s,s:o}", "object", "list", "data", data);
     char *txt = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -456,9 +495,9 @@ static enum MHD_Result dispatch(server *s, struct MHD_Connection *mc, conn *c, c
     if (mod) return models(s, mc, c);
     if (mod1) {
         owl_api_err e = {0};
-        owl_http_model_check(s, c, url + 11, &e);
+        owl_http_resolve_model(s, c, url + 11, NULL, &e);
         if (e.status) return owl_http_send_err(mc, c, &e, 0);
-        json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "id", s->o->model_name, "object", "model", "created",
+        json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "id", c->model_id, "object", "model", "created",
                               (json_int_t)time(NULL), "owned_by", "owl");
         char *txt = json_dumps(j, JSON_COMPACT);
         json_decref(j);
@@ -560,7 +599,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, e
         iso_time(t, sizeof t);
         json_t *j = json_pack("{s:s,s:o,s:s,s:s,s:s,s:i,s:i,s:i,s:f}", "time", t, "key_id",
                               c->has_key ? json_integer((json_int_t)c->key.id) : json_null(), "route", route, "model",
-                              s->o->model_name, "model_sha256", s->digest, "status", status, "prompt_tokens", np,
+                              c->model_id[0] ? c->model_id : s->o->model_name, "model_sha256", s->digest, "status", status, "prompt_tokens", np,
                               "completion_tokens", ng, "latency_ms", owl_time_ms() - c->t_start);
         if (j && c->id[0]) json_object_set_new(j, "id", json_string(c->id));
         if (j && c->finish) json_object_set_new(j, "finish_reason", json_string(c->finish));
@@ -628,6 +667,18 @@ owl_status owl_server_run(owl_model *model, const owl_server_opts *o) {
         st = owl_audit_open(o->audit_path, &s.audit);
         if (st != OWL_OK) goto done;
     }
+    if (o->n_lora > 0) { /* adapters, loaded once and shared by every slot */
+        s.loras = calloc((size_t)o->n_lora, sizeof *s.loras);
+        if (!s.loras) {
+            st = owl_errorf(OWL_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int i = 0; i < o->n_lora; i++)
+            if ((st = owl_lora_load(model, o->lora_paths[i], &s.loras[i])) != OWL_OK) {
+                owl_error_prefix(st, "--lora %s=%s", o->lora_names[i], o->lora_paths[i]);
+                goto done;
+            }
+    }
     st = owl_sched_new(model, o->slots, o->n_ctx, o->queue, o->step_tokens, &s.sched);
     if (st != OWL_OK) goto done;
 
@@ -658,6 +709,8 @@ owl_status owl_server_run(owl_model *model, const owl_server_opts *o) {
         goto done;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    for (int i = 0; i < o->n_lora; i++)
+        fprintf(stderr, "owl serve: adapter %s:%s from %s\n", o->model_name, o->lora_names[i], o->lora_paths[i]);
     fprintf(stderr, "owl serve: %s (sha256 %s) on http://%s:%d with %d slot%s of %d tokens\n", o->model_name,
             s.digest[0] ? s.digest : "-", o->host, di ? (int)di->port : o->port, o->slots, o->slots == 1 ? "" : "s",
             owl_sched_ctx_size(s.sched));
@@ -685,6 +738,8 @@ owl_status owl_server_run(owl_model *model, const owl_server_opts *o) {
 done:
     if (d) MHD_stop_daemon(d);
     owl_sched_free(s.sched);
+    for (int i = 0; s.loras && i < o->n_lora; i++) owl_lora_free(s.loras[i]);
+    free(s.loras);
     owl_audit_close(s.audit);
     owl_ratelimit_free(s.rl);
     owl_keydb_close(s.keys);

@@ -16,6 +16,7 @@ typedef struct server {
     owl_ratelimit *rl;
     owl_audit *audit;
     char digest[65];
+    owl_lora **loras; /* o->n_lora adapters, loaded once */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int in_flight;
@@ -34,6 +35,7 @@ typedef struct conn {
     owl_gen *g;
     bool chat, stream, include_usage;
     char id[48];
+    char model_id[400]; /* the model the request named: BASE or BASE:ADAPTER */
     long long created;
     double t_start;
     int fd;
@@ -53,6 +55,11 @@ enum MHD_Result owl_http_send_text(struct MHD_Connection *mc, conn *c, int statu
 enum MHD_Result owl_http_send_err(struct MHD_Connection *mc, conn *c, const owl_api_err *e, int retry_after);
 enum MHD_Result owl_http_fail(struct MHD_Connection *mc, conn *c, int status, const char *type, const char *param,
                               const char *code, const char *msg);
+/* The adapter a generation request names ("model": "BASE:NAME" and / or
+ * "adapter": "NAME"): its index, -1 for the base model, -2 with e filled
+ * (404 unknown or not allowed for the key, 400 contradicting fields). Sets
+ * c->model_id. */
+int owl_http_resolve_model(server *s, conn *c, const char *model, const char *adapter, owl_api_err *e);
 /* Fills e with a 404 model_not_found unless model is served and the key may use it. */
 void owl_http_model_check(server *s, conn *c, const char *model, owl_api_err *e);
 

@@ -181,6 +181,8 @@ bool owl_key_allows_model(const owl_key_info *k, const char *model) {
         const char *e = strchr(p, ',');
         size_t l = e ? (size_t)(e - p) : strlen(p);
         if ((l == ml && memcmp(p, model, l) == 0) || (l == 1 && *p == '*')) return true;
+        /* "BASE:*": every adapter of BASE */
+        if (l >= 2 && p[l - 1] == '*' && p[l - 2] == ':' && ml > l - 1 && memcmp(p, model, l - 1) == 0) return true;
         if (!e) break;
         p = e + 1;
     }

@@ -52,6 +52,7 @@ typedef struct slot {
     owl_ctx *ctx;
     int32_t *cache; /* tokens the KV cache holds, n_ctx of room */
     int n_cache;
+    const owl_lora *lora; /* the adapter installed on ctx (its cache was computed with it) */
     owl_gen *g;
     owl_sampler *smp;
     owl_detok *dt;
@@ -328,6 +329,18 @@ static bool slot_prepare(owl_sched *s, slot *sl, double t0) {
         gen_finish(g, OWL_FINISH_ERROR, "timeout");
         return false;
     }
+    if (!sl->started && sl->lora != g->lora) { /* the request's adapter on the slot's context */
+        owl_status st = owl_ctx_set_adapters(sl->ctx, g->lora ? &g->lora : NULL, NULL, g->lora ? 1 : 0);
+        sl->n_cache = 0;
+        owl_ctx_truncate(sl->ctx, 0);
+        if (st != OWL_OK) {
+            sl->lora = NULL;
+            owl_ctx_set_adapters(sl->ctx, NULL, NULL, 0);
+            gen_finish(g, OWL_FINISH_ERROR, owl_last_error());
+            return false;
+        }
+        sl->lora = g->lora;
+    }
     if (g->embed) {
         owl_model_info info;
         owl_model_get_info(s->model, &info);
@@ -509,7 +522,10 @@ static void *sched_main(void *arg) {
             int best = -1, best_p = -1;
             for (int i = 0; i < s->n_slots; i++) {
                 if (s->slots[i].g) continue;
-                int p = common_prefix(s->slots[i].cache, s->slots[i].n_cache, g->prompt, g->n_prompt);
+                /* a cache computed with another adapter is of no use */
+                int p = s->slots[i].lora != g->lora
+                            ? 0
+                            : common_prefix(s->slots[i].cache, s->slots[i].n_cache, g->prompt, g->n_prompt);
                 if (p > best_p) {
                     best_p = p;
                     best = i;

@@ -62,7 +62,9 @@ owl_status owl_keydb_list(owl_keydb *db, owl_key_info **out, size_t *n);
 owl_status owl_keydb_revoke(owl_keydb *db, int64_t id);
 /* Looks up a presented secret: true and *info if it is a live key. */
 bool owl_keydb_check(owl_keydb *db, const char *secret, owl_key_info *info);
-/* True if the key's scope allows model name. */
+/* True if the key's scope allows model name: an entry equal to it, "*",
+ * or "BASE:*" for any adapter "BASE:NAME" (plain "BASE" is the base model
+ * alone). */
 bool owl_key_allows_model(const owl_key_info *k, const char *model);
 
 /* Per-key requests/tokens per minute (in memory, one-minute windows). */
@@ -105,6 +107,7 @@ typedef enum owl_finish { OWL_FINISH_NONE, OWL_FINISH_STOP, OWL_FINISH_LENGTH, O
  * outputs (under mu); both hold a reference. */
 typedef struct owl_gen {
     /* inputs */
+    const owl_lora *lora; /* the adapter applied (NULL: the base model); owned by the server */
     int32_t *prompt;
     int n_prompt;
     int max_tokens;
@@ -181,6 +184,11 @@ typedef struct owl_server_opts {
     int timeout_s;        /* per request generation limit */
     int conn_timeout_s;   /* idle connection limit (slow clients) */
     int max_messages;
+    /* adapters served beside the base model (--lora NAME=PATH): a request
+     * picks one with "model": "BASE:NAME" or "adapter": "NAME" */
+    int n_lora;
+    const char *const *lora_names;
+    const char *const *lora_paths;
 } owl_server_opts;
 
 /* Runs until SIGTERM/SIGINT; returns OWL_OK after a clean shutdown. */
