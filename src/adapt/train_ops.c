@@ -123,102 +123,171 @@ static void rope_rows(float *x, int n, int n_vec, int hd, int n_rot, const float
 
 static int win_lo(int i, int win) { return win > 0 && i - win + 1 > 0 ? i - win + 1 : 0; }
 
-static float dotf(const float *a, const float *b, int n) {
+/* The attention loops of one head (forward) or one key/value head and its
+ * query heads (backward), written once and compiled twice: for the
+ * baseline ISA and, picked at run time, for AVX-512 (the vector loops are
+ * plain C with simd hints). */
+typedef struct att_args {
+    owl_train *tr;
+    int n, hd, qd, kvd, group, win;
+    float scale, cap;
+} att_args;
+
+#define OWL_ALWAYS_INLINE __attribute__((always_inline)) static inline
+
+OWL_ALWAYS_INLINE float dotf(const float *a, const float *b, int n) {
     float s = 0;
 #pragma omp simd reduction(+ : s)
     for (int i = 0; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-static void attn_fwd(owl_train *tr, int l, int n) {
-    const owl_hparams *hp = &tr->m->hp;
-    const int hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, nh = hp->n_heads, group = nh / hp->n_kv_heads;
-    const float scale = hp->attn_scale, cap = hp->attn_softcap;
-    const int win = tr->m->layers[l].swa ? hp->n_swa : 0;
-    const int nt = (size_t)n * (size_t)n * (size_t)hd * (size_t)nh < 100000 ? 1 : owl_threads();
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int h = 0; h < nh; h++) {
-        const int g = h / group;
-        float *Ph = tr->P + (size_t)h * (size_t)n * (size_t)n;
-        float *Sh = tr->Sc ? tr->Sc + (size_t)h * (size_t)n * (size_t)n : NULL;
-        for (int i = 0; i < n; i++) {
-            const int lo = win_lo(i, win);
-            const float *qi = tr->q + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
-            float *row = Ph + (size_t)i * (size_t)n;
-            float mx = -INFINITY;
-            for (int j = lo; j <= i; j++) {
-                float s = dotf(qi, tr->k + (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd, hd) * scale;
-                if (cap > 0) {
-                    s = cap * tanhf(s / cap);
-                    Sh[(size_t)i * (size_t)n + (size_t)j] = s;
-                }
-                row[j] = s;
-                mx = s > mx ? s : mx;
+OWL_ALWAYS_INLINE void fwd_head(const att_args *a, int h) {
+    owl_train *tr = a->tr;
+    const int n = a->n, hd = a->hd, qd = a->qd, kvd = a->kvd, g = h / a->group;
+    const float scale = a->scale, cap = a->cap;
+    float *Ph = tr->P + (size_t)h * (size_t)n * (size_t)n;
+    float *Sh = tr->Sc ? tr->Sc + (size_t)h * (size_t)n * (size_t)n : NULL;
+    for (int i = 0; i < n; i++) {
+        const int lo = win_lo(i, a->win);
+        const float *qi = tr->q + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
+        float *row = Ph + (size_t)i * (size_t)n;
+        float mx = -INFINITY;
+        for (int j = lo; j <= i; j++) {
+            float sc = dotf(qi, tr->k + (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd, hd) * scale;
+            if (cap > 0) {
+                sc = cap * tanhf(sc / cap);
+                Sh[(size_t)i * (size_t)n + (size_t)j] = sc;
             }
+            row[j] = sc;
+            mx = sc > mx ? sc : mx;
+        }
+        float sum = 0;
+        for (int j = lo; j <= i; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        const float inv = 1.0f / sum;
+        float *out = tr->att + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
+        memset(out, 0, sizeof(float) * (size_t)hd);
+        for (int j = lo; j <= i; j++) {
+            const float pj = row[j] *= inv;
+            const float *vj = tr->v + (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd;
+#pragma omp simd
+            for (int d = 0; d < hd; d++) out[d] += pj * vj[d];
+        }
+    }
+}
+
+OWL_ALWAYS_INLINE void bwd_group(const att_args *a, int g, float *dP) {
+    owl_train *tr = a->tr;
+    const int n = a->n, hd = a->hd, qd = a->qd, kvd = a->kvd;
+    const float scale = a->scale, cap = a->cap;
+    for (int h = g * a->group; h < (g + 1) * a->group; h++) {
+        const float *Ph = tr->P + (size_t)h * (size_t)n * (size_t)n;
+        const float *Sh = tr->Sc ? tr->Sc + (size_t)h * (size_t)n * (size_t)n : NULL;
+        for (int i = 0; i < n; i++) {
+            const int lo = win_lo(i, a->win);
+            const float *da = tr->datt + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
+            const float *qi = tr->q + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
+            float *dqi = tr->dq + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
+            const float *row = Ph + (size_t)i * (size_t)n;
             float sum = 0;
             for (int j = lo; j <= i; j++) {
-                row[j] = expf(row[j] - mx);
-                sum += row[j];
+                dP[j] = dotf(da, tr->v + (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd, hd);
+                sum += row[j] * dP[j];
             }
-            const float inv = 1.0f / sum;
-            float *out = tr->att + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
-            memset(out, 0, sizeof(float) * (size_t)hd);
             for (int j = lo; j <= i; j++) {
-                row[j] *= inv;
-                const float *vj = tr->v + (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd;
-                for (int d = 0; d < hd; d++) out[d] += row[j] * vj[d];
+                float ds = row[j] * (dP[j] - sum);
+                if (Sh) {
+                    const float tq = Sh[(size_t)i * (size_t)n + (size_t)j] / cap;
+                    ds *= 1.0f - tq * tq;
+                }
+                ds *= scale;
+                const size_t kj = (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd;
+                const float *k = tr->k + kj;
+                float *dk = tr->dk + kj, *dv = tr->dv + kj;
+                const float pj = row[j];
+#pragma omp simd
+                for (int d = 0; d < hd; d++) {
+                    dqi[d] += ds * k[d];
+                    dk[d] += ds * qi[d];
+                    dv[d] += pj * da[d];
+                }
             }
         }
     }
 }
 
-static owl_status attn_bwd(owl_train *tr, int l, int n) {
+static void fwd_head_plain(const att_args *a, int h) { fwd_head(a, h); }
+static void bwd_group_plain(const att_args *a, int g, float *dP) { bwd_group(a, g, dP); }
+#if defined(__x86_64__) && defined(__GNUC__)
+#define OWL_TRAIN_AVX512 1
+__attribute__((target("avx512f,avx512vl,avx512bw,fma"))) static void fwd_head_avx512(const att_args *a, int h) {
+    fwd_head(a, h);
+}
+__attribute__((target("avx512f,avx512vl,avx512bw,fma"))) static void bwd_group_avx512(const att_args *a, int g,
+                                                                                         float *dP) {
+    bwd_group(a, g, dP);
+}
+#endif
+
+static bool use_avx512(void) {
+#ifdef OWL_TRAIN_AVX512
+    const owl_cpu *c = owl_cpu_get();
+    return c->avx512f && c->avx512vl && c->avx512bw && c->fma && !owl_cpu_scalar_forced();
+#else
+    return false;
+#endif
+}
+
+static att_args att_setup(owl_train *tr, int l, int n) {
     const owl_hparams *hp = &tr->m->hp;
-    const int hd = hp->head_dim, qd = hp->q_dim, kvd = hp->kv_dim, nkv = hp->n_kv_heads, group = hp->n_heads / nkv;
-    const float scale = hp->attn_scale, cap = hp->attn_softcap;
-    const int win = tr->m->layers[l].swa ? hp->n_swa : 0;
-    const int nt = (size_t)n * (size_t)n * (size_t)hd * (size_t)hp->n_heads < 100000 ? 1 : owl_threads();
-    memset(tr->dq, 0, sizeof(float) * (size_t)n * (size_t)qd);
-    memset(tr->dk, 0, sizeof(float) * (size_t)n * (size_t)kvd);
-    memset(tr->dv, 0, sizeof(float) * (size_t)n * (size_t)kvd);
+    return (att_args){.tr = tr, .n = n, .hd = hp->head_dim, .qd = hp->q_dim, .kvd = hp->kv_dim,
+                      .group = hp->n_heads / hp->n_kv_heads, .win = tr->m->layers[l].swa ? hp->n_swa : 0,
+                      .scale = hp->attn_scale, .cap = hp->attn_softcap};
+}
+
+static void attn_fwd(owl_train *tr, int l, int n) {
+    const att_args a = att_setup(tr, l, n);
+    const int nh = tr->m->hp.n_heads;
+    const bool wide = use_avx512();
+    const int nt = (size_t)n * (size_t)n * (size_t)a.hd * (size_t)nh < 100000 ? 1 : owl_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int h = 0; h < nh; h++) {
+#ifdef OWL_TRAIN_AVX512
+        if (wide) {
+            fwd_head_avx512(&a, h);
+            continue;
+        }
+#endif
+        (void)wide;
+        fwd_head_plain(&a, h);
+    }
+}
+
+static owl_status attn_bwd(owl_train *tr, int l, int n) {
+    const att_args a = att_setup(tr, l, n);
+    const owl_hparams *hp = &tr->m->hp;
+    const int nkv = hp->n_kv_heads;
+    const bool wide = use_avx512();
+    const int nt = (size_t)n * (size_t)n * (size_t)a.hd * (size_t)hp->n_heads < 100000 ? 1 : owl_threads();
+    memset(tr->dq, 0, sizeof(float) * (size_t)n * (size_t)a.qd);
+    memset(tr->dk, 0, sizeof(float) * (size_t)n * (size_t)a.kvd);
+    memset(tr->dv, 0, sizeof(float) * (size_t)n * (size_t)a.kvd);
     float *scratch = malloc(sizeof(float) * (size_t)n * (size_t)nkv);
     if (!scratch) return owl_errorf(OWL_ERR_NOMEM, "fine-tuning: attention scratch of %d floats", n * nkv);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int g = 0; g < nkv; g++) {
         float *dP = scratch + (size_t)g * (size_t)n;
-        for (int h = g * group; h < (g + 1) * group; h++) {
-            const float *Ph = tr->P + (size_t)h * (size_t)n * (size_t)n;
-            const float *Sh = tr->Sc ? tr->Sc + (size_t)h * (size_t)n * (size_t)n : NULL;
-            for (int i = 0; i < n; i++) {
-                const int lo = win_lo(i, win);
-                const float *da = tr->datt + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
-                const float *qi = tr->q + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
-                float *dqi = tr->dq + (size_t)i * (size_t)qd + (size_t)h * (size_t)hd;
-                const float *row = Ph + (size_t)i * (size_t)n;
-                float sum = 0;
-                for (int j = lo; j <= i; j++) {
-                    dP[j] = dotf(da, tr->v + (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd, hd);
-                    sum += row[j] * dP[j];
-                }
-                for (int j = lo; j <= i; j++) {
-                    float ds = row[j] * (dP[j] - sum);
-                    if (Sh) {
-                        const float tq = Sh[(size_t)i * (size_t)n + (size_t)j] / cap;
-                        ds *= 1.0f - tq * tq;
-                    }
-                    ds *= scale;
-                    const size_t kj = (size_t)j * (size_t)kvd + (size_t)g * (size_t)hd;
-                    const float *k = tr->k + kj;
-                    float *dk = tr->dk + kj, *dv = tr->dv + kj;
-                    const float pj = row[j];
-                    for (int d = 0; d < hd; d++) {
-                        dqi[d] += ds * k[d];
-                        dk[d] += ds * qi[d];
-                        dv[d] += pj * da[d];
-                    }
-                }
-            }
+#ifdef OWL_TRAIN_AVX512
+        if (wide) {
+            bwd_group_avx512(&a, g, dP);
+            continue;
         }
+#endif
+        (void)wide;
+        bwd_group_plain(&a, g, dP);
     }
     free(scratch);
     return OWL_OK;

@@ -116,8 +116,9 @@ owl_status owl_matmul_t(const owl_mat *W, const float *dY, float *dX, int n_tok,
     /* partial sums of threads 1..nt-1 (thread 0 adds into dX) */
     float *part = NULL;
     if (nt > 1) {
-        part = owl_alloc_aligned(sizeof(float) * out_n * (size_t)(nt - 1));
-        if (!part) nt = 1;
+        part = owl_kernel_scratch(OWL_SCRATCH_AMX_ROW, sizeof(float) * out_n * (size_t)(nt - 1));
+        if (part) memset(part, 0, sizeof(float) * out_n * (size_t)(nt - 1));
+        else nt = 1;
     }
     const int n_panels = (int)((cols + MR - 1) / MR), n_blocks = (n_tok + NR - 1) / NR;
     int ok_all = 1;
@@ -133,13 +134,11 @@ owl_status owl_matmul_t(const owl_mat *W, const float *dY, float *dX, int n_tok,
         if (isa == OWL_ISA_SCALAR) {
             ok = range_scalar(W, dY, out, n_tok, lo, hi);
         } else {
-            float *wbuf = malloc(sizeof(float) * (size_t)KR * (size_t)cols);
-            float *wp = owl_alloc_aligned(sizeof(float) * (size_t)n_panels * KR * MR);
-            float *xp = owl_alloc_aligned(sizeof(float) * (size_t)n_blocks * KR * NR);
+            /* this thread's scratch of owl_matmul (not in use here): no allocation per call */
+            float *wbuf = owl_kernel_scratch(OWL_SCRATCH_AMX_W, sizeof(float) * (size_t)KR * (size_t)cols);
+            float *wp = owl_kernel_scratch(OWL_SCRATCH_AMX_X, sizeof(float) * (size_t)n_panels * KR * MR);
+            float *xp = owl_kernel_scratch(OWL_SCRATCH_AMX_C, sizeof(float) * (size_t)n_blocks * KR * NR);
             ok = wbuf && wp && xp && range_blocked(W, dY, out, n_tok, lo, hi, isa, wbuf, wp, xp);
-            free(wbuf);
-            free(wp);
-            free(xp);
         }
         ok_all = ok ? 1 : 0;
     }
@@ -156,7 +155,6 @@ owl_status owl_matmul_t(const owl_mat *W, const float *dY, float *dX, int n_tok,
                 }
             }
         }
-        free(part);
     }
     if (!ok_all) return owl_errorf(OWL_ERR_NOMEM, "owl_matmul_t: scratch for %lld x %lld weights and %d tokens",
                                    (long long)rows, (long long)cols, n_tok);
