@@ -407,6 +407,56 @@ static void check_new(const char *base_path, const char *toks_path) {
     owl_model_free(m);
 }
 
+/* Phi-3 (fused qkv_proj, gate_up_proj) from its Hugging Face directory: a
+ * PEFT adapter on the fused modules, split over q / k / v and gate / up
+ * rows, against the reference; owl's GGUF writer re-fuses them. */
+static void check_phi3(void) {
+    char *p = tp("phi3"), args[1024];
+    snprintf(args, sizeof args, "--out '%s' --arch phi3 --dim 64 --heads 4 --kv-heads 2 --layers 2 --n-tokens 16", p);
+    if (!py("tests/reference/make_model.py", args)) {
+        free(p);
+        return;
+    }
+    char *hf = tp("phi3.hf"), *t = tp("phi3.tokens.txt"), *ad = tp("phi3_ad"), *adg = tp("phi3_ad.gguf");
+    owl_model *m = NULL;
+    snprintf(args, sizeof args, "--base '%s' --out '%s' --rank 3 --alpha 5 --seed 8", hf, ad);
+    int n_tok = 0;
+    int32_t *tok = test_read_ids(t, &n_tok);
+    if (py("tests/reference/make_lora.py", args) && tok && owl_model_load(hf, NULL, &m) == OWL_OK) {
+        const int vocab = m->hp.n_vocab;
+        snprintf(args, sizeof args, "--lora '%s'", ad);
+        double *r = ref_logits(hf, t, args, vocab, n_tok, "rphi.f64");
+        owl_lora *lo = load(m, ad);
+        if (lo) {
+            CHECK(lo->targets == OWL_LORA_T_LAYERS);
+            const owl_lora *one[1] = {lo};
+            float *g = run_logits(m, tok, n_tok, one, NULL, 1);
+            double e = worst_f64(g, r, vocab, n_tok);
+            CHECKF(e < 1e-4, "phi3 fused adapter vs reference: %.3g", e);
+            CHECKF(owl_lora_write_gguf(lo, adg, OWL_F32) == OWL_OK, "phi3 gguf write: %s", owl_last_error());
+            owl_lora *lg = load(m, adg);
+            if (lg) {
+                const owl_lora *oneg[1] = {lg};
+                float *gg = run_logits(m, tok, n_tok, oneg, NULL, 1);
+                e = worst_f32(gg, g, vocab, n_tok);
+                CHECKF(e < 1e-6, "phi3 GGUF (re-fused) vs PEFT: %.3g", e);
+                free(gg);
+            }
+            owl_lora_free(lg);
+            free(g);
+        }
+        owl_lora_free(lo);
+        free(r);
+    }
+    owl_model_free(m);
+    free(tok);
+    free(p);
+    free(hf);
+    free(t);
+    free(ad);
+    free(adg);
+}
+
 int main(void) {
     tmp = test_tmpdir("test_lora");
     char args[1024];
@@ -452,6 +502,7 @@ int main(void) {
         free(t);
         free(hg);
     }
+    check_phi3();
     free(b1);
     free(b2);
     free(h);
