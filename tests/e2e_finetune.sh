@@ -12,7 +12,8 @@
 #    (--on-long stop);
 #  - the output directory is refused without --force; --gguf writes the
 #    GGUF adapter; a resume with other settings or a damaged checkpoint is
-#    refused naming the reason; usage errors exit 2.
+#    refused naming the reason; usage errors exit 2;
+#  - owl run --lora uses the adapter (PEFT directory and GGUF: the same text).
 set -uo pipefail
 : "${OWL_BIN:?set OWL_BIN to the owl binary}"
 PY=${OWL_PYTHON:-/usr/bin/python3}
@@ -101,6 +102,16 @@ grep -q "stopped after step 5" "$TMP/part1.err" || fail "part1: no stop message"
 owl_ok part2 finetune "$M" --data "$TMP/text.txt" --epochs 2 -o "$TMP/part" "${COMMON[@]}" -t 2 --gguf --resume
 same_files resume "$TMP/full" "$TMP/part" adapter_model.safetensors adapter_config.json adapter.gguf checkpoint.owlt
 [ -s "$TMP/full/adapter.gguf" ] && echo "ok: --gguf" || fail "--gguf: no adapter.gguf"
+# owl run uses the adapter: the PEFT directory and the GGUF form give the same greedy text, unlike the base
+owl_ok run_peft run "$M" --lora "$TMP/part" -p "alpha beta" -n 12 --temp 0 --ids
+owl_ok run_gguf run "$M" --lora "$TMP/part/adapter.gguf" -p "alpha beta" -n 12 --temp 0 --ids
+owl_ok run_base run "$M" -p "alpha beta" -n 12 --temp 0 --ids
+if [ -s "$TMP/run_peft.out" ] && cmp -s "$TMP/run_peft.out" "$TMP/run_gguf.out" && \
+    ! cmp -s "$TMP/run_peft.out" "$TMP/run_base.out"; then
+    echo "ok: owl run --lora: PEFT = GGUF != base"
+else
+    fail "owl run --lora: peft '$(cat "$TMP/run_peft.out")' gguf '$(cat "$TMP/run_gguf.out")' base '$(cat "$TMP/run_base.out")'"
+fi
 
 # 2. the output directory exists
 owl_fails exists 1 "exists \(--force" finetune "$M" --data "$TMP/text.txt" -o "$TMP/full" "${COMMON[@]}"
