@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *CMD = "quantize";
@@ -95,12 +96,16 @@ int cli_quantize(int argc, char **argv) {
     pure_mix.rules = false;
     if (pure) mix = &pure_mix;
 
-    /* fail before the work when the output's folder is not writable */
+    /* fail before the work when the output cannot be written: its folder
+     * missing, not a folder or not writable, or OUT itself a folder */
+    struct stat sb;
+    if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) return cli_error(CMD, "cannot write %s: it is a folder", out);
     char *dir_copy = strdup(out);
     if (!dir_copy) return cli_error(CMD, "out of memory");
     const char *dir = dirname(dir_copy);
-    if (access(dir, W_OK) != 0) {
-        int rc = cli_error(CMD, "cannot write %s: folder %s: %s", out, dir, strerror(errno));
+    int dir_err = stat(dir, &sb) != 0 ? errno : !S_ISDIR(sb.st_mode) ? ENOTDIR : access(dir, W_OK) != 0 ? errno : 0;
+    if (dir_err) {
+        int rc = cli_error(CMD, "cannot write %s: folder %s: %s", out, dir, strerror(dir_err));
         free(dir_copy);
         return rc;
     }
