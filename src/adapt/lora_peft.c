@@ -70,11 +70,21 @@ static owl_status compile(const char *file, const char *field, const char *pat, 
     return OWL_OK;
 }
 
+/* A hostile pattern (nested quantifiers) gives up after a bounded amount of
+ * backtracking instead of taking minutes: then it does not match. */
 static bool re_match(pcre2_code *re, const char *s) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-    if (!md) return false;
-    int r = pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, NULL);
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    if (!md || !mc) {
+        pcre2_match_data_free(md);
+        pcre2_match_context_free(mc);
+        return false;
+    }
+    pcre2_set_match_limit(mc, 100000);
+    pcre2_set_depth_limit(mc, 10000);
+    int r = pcre2_match(re, (PCRE2_SPTR)s, strlen(s), 0, 0, md, mc);
     pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
     return r >= 0;
 }
 
