@@ -87,6 +87,10 @@ TGT static void pack_panel(const owl_mat *W, int64_t r, int nr, uint8_t *wp, flo
                     v[i] = flip; /* level 0 */
                     continue;
                 }
+                /* 32 rows are more streams than the hardware prefetcher
+                 * follows: fetch each row 16 blocks ahead */
+                _mm_prefetch((const char *)(a + b + 16), _MM_HINT_T0);
+                _mm_prefetch((const char *)(a + b + 16) + 64, _MM_HINT_T0);
                 __m256i lo = _mm256_loadu_si256((const __m256i *)a[b].qs);
                 __m256i hi = two ? _mm256_loadu_si256((const __m256i *)a[b + 1].qs) : _mm256_setzero_si256();
                 v[i] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);

@@ -362,6 +362,51 @@ static void gemm_rows(const owl_mat *W, const float *xp, int nblocks, int t0, in
     }
 }
 
+/* One token chunk of gemm on the pool: packing, then rows. */
+typedef struct gemm_job {
+    const owl_mat *W;
+    const float *X;
+    float *Y, *xp;
+    int t0, ntc, nblocks;
+    int64_t r0, r1, panels_per_chunk;
+    owl_kernel_isa isa;
+} gemm_job;
+
+static void gemm_pack_chunk(void *arg, int64_t b) {
+    const gemm_job *j = arg;
+    const int64_t cols = j->W->cols;
+    int ntb = j->ntc - (int)b * NR < NR ? j->ntc - (int)b * NR : NR;
+    pack_tokens(j->X + (size_t)(j->t0 + b * NR) * cols, cols, 0, ntb, j->xp + (size_t)b * cols * NR);
+}
+
+static void gemm_rows_chunk(void *arg, int64_t c) {
+    const gemm_job *j = arg;
+    int64_t lo = j->r0 + c * j->panels_per_chunk * MR, hi = lo + j->panels_per_chunk * MR;
+    if (hi > j->r1) hi = j->r1;
+    if (lo < hi) gemm_rows(j->W, j->xp, j->nblocks, j->t0, j->ntc, j->Y, lo, hi, j->isa);
+}
+
+/* The pool (no barrier waits for a thread the system has not scheduled);
+ * false if it is busy. */
+static bool gemm_pool(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1, owl_kernel_isa isa,
+                      float *xp, int per_chunk, int nt) {
+    int64_t panels = (r1 - r0 + MR - 1) / MR;
+    int64_t ppc = panels / ((int64_t)nt * 4);
+    if (ppc < 1) ppc = 1;
+    for (int t0 = 0; t0 < n_tok; t0 += per_chunk) {
+        int ntc = n_tok - t0 < per_chunk ? n_tok - t0 : per_chunk;
+        gemm_job j = {W, X, Y, xp, t0, ntc, (ntc + NR - 1) / NR, r0, r1, ppc, isa};
+        if (!owl_kernel_pool_run(gemm_pack_chunk, &j, j.nblocks, nt)) {
+            if (t0 == 0) return false;
+            for (int b = 0; b < j.nblocks; b++) gemm_pack_chunk(&j, b);
+        }
+        int64_t n = (panels + ppc - 1) / ppc;
+        if (!owl_kernel_pool_run(gemm_rows_chunk, &j, n, nt))
+            for (int64_t c = 0; c < n; c++) gemm_rows_chunk(&j, c);
+    }
+    return true;
+}
+
 static bool gemm(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t r0, int64_t r1, owl_kernel_isa isa) {
     const int64_t cols = W->cols, R = r1 - r0;
     int n_chunks = (n_tok + TOK_CHUNK - 1) / TOK_CHUNK;
@@ -372,6 +417,7 @@ static bool gemm(const owl_mat *W, const float *X, float *Y, int n_tok, int64_t 
     if (!xp) return false;
     int64_t panels = (R + MR - 1) / MR;
     int nt = threads_for(panels, R * cols * n_tok);
+    if (nt > 1 && gemm_pool(W, X, Y, n_tok, r0, r1, isa, xp, per_chunk, nt)) return true;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int tid = omp_get_thread_num(), nth = omp_get_num_threads();
