@@ -12,6 +12,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,6 +327,55 @@ static void test_matmul_quant(int n_tok) {
     }
 }
 
+/* Two threads multiplying at once: one gets the matrix-vector pool, the
+ * other OpenMP (the pool serves one product at a time); every output is
+ * what one thread alone computes (rows do not depend on who runs them). */
+typedef struct conc_arg {
+    const owl_mat *m;
+    const float *x;
+    float *y;
+    int n_tok, reps;
+} conc_arg;
+
+static void *conc_run(void *p) {
+    conc_arg *a = p;
+    for (int i = 0; i < a->reps; i++) owl_matmul(a->m, a->x, a->y, a->n_tok);
+    return NULL;
+}
+
+static void test_matmul_concurrent(void) {
+    const owl_dtype types[] = {OWL_F32, OWL_Q8_0, OWL_Q4_K};
+    const int toks[] = {1, 3, 20};
+    for (size_t k = 0; k < 3; k++) {
+        owl_dtype t = types[k];
+        const int64_t rows = 300, cols = 512;
+        uint64_t rb = 0;
+        CHECK(owl_dtype_bytes(t, cols, &rb));
+        char *w = malloc(rb * rows);
+        float *wf = malloc(sizeof(float) * rows * cols), *x = malloc(sizeof(float) * 20 * cols);
+        float *want = malloc(sizeof(float) * 20 * rows), *y0 = malloc(sizeof(float) * 20 * rows), *y1 = malloc(sizeof(float) * 20 * rows);
+        fill(OWL_F32, wf, rows * cols, 1.0f);
+        fill(OWL_F32, x, 20 * cols, 1.0f);
+        for (int64_t r = 0; r < rows; r++) CHECK(owl_from_f32(t, wf + r * cols, w + r * rb, cols) == OWL_OK);
+        owl_mat m = {.dtype = t, .rows = rows, .cols = cols, .row_bytes = rb, .data = w};
+        for (int ti = 0; ti < 3; ti++) {
+            int n = toks[ti];
+            owl_set_threads(1);
+            owl_matmul(&m, x, want, n);
+            owl_set_threads(2);
+            conc_arg a0 = {&m, x, y0, n, 30}, a1 = {&m, x, y1, n, 30};
+            pthread_t th;
+            CHECK(pthread_create(&th, NULL, conc_run, &a1) == 0);
+            conc_run(&a0);
+            pthread_join(th, NULL);
+            CHECKF(memcmp(y0, want, sizeof(float) * (size_t)n * rows) == 0 && memcmp(y1, want, sizeof(float) * (size_t)n * rows) == 0,
+                   "%s, %d tokens: two threads multiplying at once differ from one", owl_dtype_name(t), n);
+        }
+        free(w), free(wf), free(x), free(want), free(y0), free(y1);
+    }
+    owl_set_threads(0);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_conversions();
@@ -339,6 +389,7 @@ int main(int argc, char **argv) {
     test_matmul("3 threads", false);
     test_matmul_quant(1);
     test_matmul_quant(23);
+    test_matmul_concurrent();
     owl_set_threads(1);
     test_matmul("1 thread", false);
     owl_set_threads(0);
