@@ -287,6 +287,10 @@ owl_status lora_take(owl_lora *lo, const char *file, int l, int kind, const owl_
     if (pair_scale != lo->w.scale) {
         const float f = pair_scale / lo->w.scale;
         for (int64_t i = 0; i < out * rank; i++) bf[i] *= f;
+        for (int64_t i = 0; i < out * rank; i++)
+            if (!isfinite(bf[i]))
+                return owl_errorf(OWL_ERR_FORMAT, "%s: tensor %s: element %lld overflows when scaled by %g (its own "
+                                  "scale over the adapter's)", file, b->name, (long long)i, (double)f);
     }
     /* Q / K rows into the model's order */
     const bool mperm = lora_model_perm(m);

@@ -48,6 +48,7 @@ typedef struct cli_lora_list {
     int n;
     const char *path[CLI_LORA_MAX];
     float scale[CLI_LORA_MAX];
+    char store[CLI_LORA_MAX][4096]; /* PATH of PATH:SCALE */
 } cli_lora_list;
 /* Parses one PATH[:SCALE] into l (a usage message and false if bad). */
 bool cli_lora_parse(const char *cmd, const char *text, cli_lora_list *l);

@@ -66,9 +66,13 @@ bool cli_lora_parse(const char *cmd, const char *text, cli_lora_list *l) {
             cli_usage_error(cmd, "--lora '%s': no path before the scale", text);
             return false;
         }
-        char *p = strndup(text, n); /* lives until exit (a handful of bytes) */
-        if (!p) return false;
-        l->path[l->n] = p;
+        if (n >= sizeof l->store[0]) {
+            cli_usage_error(cmd, "--lora: the path is longer than %zu bytes", sizeof l->store[0] - 1);
+            return false;
+        }
+        memcpy(l->store[l->n], text, n);
+        l->store[l->n][n] = 0;
+        l->path[l->n] = l->store[l->n];
     } else {
         l->path[l->n] = text;
     }
