@@ -28,8 +28,13 @@ static void add_rows(float *x, const float *o, size_t count) {
     for (size_t i = 0; i < count; i++) x[i] += o[i];
 }
 
+/* Element-wise loops over rows go to the threads only with this many floats
+ * of work: a fork / join costs more than a few rows (a batch of decode
+ * tokens of several sequences), all the more on a busy machine. */
+#define PAR_FLOATS (1 << 16)
+
 static void norm_rows(float *out, const float *x, const float *w, int n, int dim, float eps, int nt) {
-#pragma omp parallel for num_threads(nt) if (n >= 8)
+#pragma omp parallel for num_threads(nt) if ((size_t)n * (size_t)dim >= PAR_FLOATS)
     for (int t = 0; t < n; t++)
         owl_rmsnorm(out + (size_t)t * (size_t)dim, x + (size_t)t * (size_t)dim, w, dim, eps);
 }
@@ -185,7 +190,7 @@ owl_status owl_model_forward_segs(owl_fwd_buf *b, owl_seg *segs, int n_seg) {
         add_bias(kout, L->bk, N, kvd);
         add_bias(vout, L->bv, N, kvd);
         const float *rcs = L->swa && b->rope_cs_swa ? b->rope_cs_swa : b->rope_cs;
-#pragma omp parallel for num_threads(nt) if (N >= 8)
+#pragma omp parallel for num_threads(nt) if ((size_t)N * (size_t)(qd + kvd) >= PAR_FLOATS)
         for (int r = 0; r < N; r++) {
             const owl_seg *sg = &segs[b->row_seg[r]];
             const int t = r - sg->row, tq = t - (sg->n - sg->n_out); /* tq >= 0: the row has a query */
@@ -231,7 +236,7 @@ owl_status owl_model_forward_segs(owl_fwd_buf *b, owl_seg *segs, int n_seg) {
             (st = lora_segs(segs, n_seg, l, OWL_PROJ_UP, in, dim, b->up, ffn, true)))
             return st;
         const bool geglu = m->arch->act == OWL_ACT_GEGLU;
-#pragma omp parallel for num_threads(nt) if (NQ >= 8)
+#pragma omp parallel for num_threads(nt) if ((size_t)NQ * (size_t)ffn >= PAR_FLOATS)
         for (int t = 0; t < NQ; t++) {
             size_t off = (size_t)t * (size_t)ffn;
             if (geglu)
