@@ -350,6 +350,34 @@ static void check_bad_inputs(const char *base_path) {
         free(stp);
         free(cfgp);
     }
+    /* owl_ctx_set_adapters: another model's adapter, too many, NaN scale */
+    {
+        char *d2 = tp("api_ad"), a2[1024];
+        snprintf(a2, sizeof a2, "--base '%s' --out '%s' --rank 2", base_path, d2);
+        owl_model *m2 = NULL;
+        owl_lora *la = NULL;
+        owl_ctx *c2 = NULL;
+        if (py("tests/reference/make_lora.py", a2) && owl_model_load(base_path, NULL, &m2) == OWL_OK &&
+            owl_ctx_new(m2, 16, &c2) == OWL_OK && (la = load(m, d2)) != NULL) {
+            const owl_lora *one[1] = {la}, *nine[9] = {la, la, la, la, la, la, la, la, la};
+            owl_status s2 = owl_ctx_set_adapters(c2, one, NULL, 1);
+            CHECKF(s2 == OWL_ERR_ARG && strstr(owl_last_error(), "another model"), "other model: %s", owl_last_error());
+            owl_ctx *c1 = NULL;
+            if (owl_ctx_new(m, 16, &c1) == OWL_OK) {
+                CHECK(owl_ctx_set_adapters(c1, nine, NULL, 9) == OWL_ERR_RANGE);
+                const float nan_s[1] = {NAN};
+                CHECK(owl_ctx_set_adapters(c1, one, nan_s, 1) == OWL_ERR_RANGE);
+                CHECK(owl_ctx_set_adapters(c1, NULL, NULL, 1) == OWL_ERR_ARG);
+                CHECK(owl_ctx_set_adapters(c1, one, NULL, 1) == OWL_OK);
+                CHECK(owl_ctx_set_adapters(c1, NULL, NULL, 0) == OWL_OK);
+            }
+            owl_ctx_free(c1);
+        }
+        owl_lora_free(la);
+        owl_ctx_free(c2);
+        owl_model_free(m2);
+        free(d2);
+    }
     /* a model file is not an adapter; nothing at all */
     owl_lora *lo = NULL;
     owl_status st = owl_lora_load(m, base_path, &lo);
