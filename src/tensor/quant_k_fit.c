@@ -7,17 +7,18 @@
  * takes the level nearest to it under its group's quantized scale (trying
  * the neighbouring integer group scales too).
  *
- * The weights make the large values of a group count more than the small
- * ones (without an importance matrix, a value's magnitude is the best hint
- * of how much its error matters to the model's output):
- *   Q2_K        rms(16-group) + |x|
- *   Q3_K        none (1)          Q6_K  x^2
- *   Q4_K, Q5_K  rms(32-group) + |x|
- * chosen by the mean KL divergence of the quantized wp test model to its
- * F32 original (scripts/quant_kl_table.sh): for Q2_K, weights |x| with the
- * error as sum w*|e| gave 1.20x the KL of these, x^2 1.04x, no weights 1.36x;
- * for Q3_K (in the Q3_K_M mix) x^2 gave 1.12x the KL of no weights,
- * rms + |x| 1.09x.
+ * Weights can make the large values of a group count more than the small
+ * ones (without an importance matrix, a value's magnitude is the only hint
+ * of how much its error matters to the model's output). Measured by the
+ * mean KL divergence of the quantized wp test model to its F32 original
+ * (scripts/quant_kl_table.sh, 16 windows of 256), that pays at 2 bits and
+ * not above:
+ *   Q2_K                    rms(16-group) + |x|: weights |x| with the error
+ *                           as sum w*|e| gave 1.20x the KL, x^2 1.04x, no
+ *                           weights 1.36x
+ *   Q3_K                    none: x^2 gave 1.12x, rms + |x| 1.09x
+ *   Q4_K, Q5_K, Q6_K        none: rms(32-group) + |x| for Q4_K gave 1.07x
+ *                           (Q4_K_M mix), x^2 for Q6_K the same KL
  * The quantizers are deterministic: same input, same bytes. */
 #include "tensor/quant_internal.h"
 
@@ -358,7 +359,7 @@ static const sym_block Q6K = {32, 31, -128, 127, 10};
 static void fit_q45k(const asym_block *p, const float *x, uint8_t d16[2], uint8_t dmin16[2], uint8_t scales[12],
                      int q[QKK]) {
     float w[QKK];
-    weights_rms_abs(x, w, 32);
+    for (int i = 0; i < QKK; i++) w[i] = 1.0f;
     uint8_t sc[8], mn[8];
     quant_asym_block(p, x, w, d16, dmin16, sc, mn);
     float d = qi_h(d16), dm = qi_h(dmin16);
@@ -439,7 +440,7 @@ void owl_q6_k_quantize(const float *x, void *y, int64_t nb) {
     blk_q6_k *b = y;
     float w[QKK];
     for (int64_t i = 0; i < nb; i++, x += QKK) {
-        for (int e = 0; e < QKK; e++) w[e] = x[e] * x[e];
+        for (int e = 0; e < QKK; e++) w[e] = 1.0f;
         int isc[16];
         quant_sym_block(&Q6K, x, w, b[i].d, isc);
         float d = qi_h(b[i].d);
