@@ -88,7 +88,7 @@ fi
 "$PY" "${OWL_SOURCE_DIR:-$(dirname "$0")/..}/tests/reference/make_model.py" --out "$TMP/m" --dim 64 --layers 2 --heads 4 \
     --kv-heads 2 --ffn 128 --vocab 300 --dtype f32 --no-ref > /dev/null || fail "make_model.py"
 "$OWL_BIN" quantize "$TMP/m.gguf" "$TMP/q8.gguf" --type Q8_0 > /dev/null 2> "$TMP/err" || fail "owl quantize: $(cat "$TMP/err")"
-for m in "$GGUF" "$TMP/m.gguf" "$TMP/q8.gguf"; do
+for m in "$TMP/m.gguf" "$TMP/q8.gguf"; do
     if "$OWL_BIN" bench "$m" -p 24 -n 4 -r 2 -t 1 --seconds 0.02 --no-bandwidth --json > "$TMP/b.json" 2> "$TMP/err"; then
         if ! "$PY" - "$TMP/b.json" <<'PYEOF'; then fail "bench --json $m: $(cat "$TMP/b.json")"; fi
 import json, sys
