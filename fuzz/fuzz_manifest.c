@@ -23,9 +23,16 @@ static void put(const char *path, const char *text) {
     fclose(f);
 }
 
+static void cleanup(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "fuzz_manifest: could not remove %s\n", dir);
+}
+
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/fuzz_manifest.XXXXXX");
     if (!mkdtemp(dir)) abort();
+    atexit(cleanup);
     snprintf(manifest, sizeof manifest, "%s/owl.manifest.json", dir);
     snprintf(model, sizeof model, "%s/model.gguf", dir);
     put(model, "GGUF not really");
