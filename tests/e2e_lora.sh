@@ -94,6 +94,10 @@ fi
 if owl_ok merge lora merge "$B.gguf" "$TMP/ad:0.5" -o "$TMP/merged.gguf" --type f32; then
     owl_ok merged run -t 1 "$TMP/merged.gguf" -p "hello world" --temp 0 -n 12 --ids -q &&
         same "$TMP/merged.out" "$TMP/lora_half.out" "merged model gives owl run --lora AD:0.5's tokens"
+    # the merged file gets its manifest (digest, source): owl verify passes, a flipped byte fails
+    owl_ok merged_verify verify "$TMP/merged.gguf"
+    if grep -q "owl lora merge" "$TMP/owl.manifest.json"; then echo "ok: merge recorded in the manifest"
+    else fail "owl lora merge wrote no manifest entry"; fi
 fi
 if owl_ok conv1 lora convert "$TMP/ad" --base "$B.gguf" -o "$TMP/conv.gguf" &&
     owl_ok conv2 lora convert "$TMP/conv.gguf" --base "$B.gguf" -o "$TMP/conv_peft"; then

@@ -2,6 +2,7 @@
  * GGUF; and the --lora PATH[:SCALE] flag of run and chat. */
 #include "adapt/adapt.h"
 #include "cli/args.h"
+#include "govern/govern.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -170,6 +171,12 @@ int cli_lora(int argc, char **argv) {
             }
         if (owl_lora_merge(model, (const owl_lora *const *)ls, ads.scale, ads.n, type, out) != OWL_OK) {
             cli_error(CMD, "merge: %s", owl_last_error());
+            goto done;
+        }
+        const char *src = cli_model_resolve(CMD, first, false);
+        if (!src) goto done;
+        if (owl_manifest_write_derived(out, src, "owl lora merge") != OWL_OK) { /* digests, source, licence */
+            cli_error(CMD, "wrote %s, but not its manifest: %s", out, owl_last_error());
             goto done;
         }
         fprintf(stderr, "owl lora: merged %d adapter%s into %s\n", ads.n, ads.n == 1 ? "" : "s", out);
