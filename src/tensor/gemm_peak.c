@@ -128,7 +128,10 @@ TZMM static uint32_t loop_vnni(int64_t iters) {
     __m512i t = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
                                  _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
     t = _mm512_add_epi32(t, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
-    return (uint32_t)_mm512_reduce_add_epi32(t);
+    uint32_t lanes[16], r = 0; /* the sums wrap (the values do not matter): combine without signed adds */
+    _mm512_storeu_si512((void *)lanes, t);
+    for (int i = 0; i < 16; i++) r ^= lanes[i];
+    return r;
 }
 
 TZMM static uint32_t loop_bf16(int64_t iters) {
