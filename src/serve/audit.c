@@ -26,37 +26,6 @@ void owl_serve_sha256_hex(const void *data, size_t len, char out[65]) {
     out[64] = 0;
 }
 
-owl_status owl_serve_sha256_file(const char *path, char out[65]) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return owl_errorf(OWL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(c);
-        close(fd);
-        return owl_errorf(OWL_ERR_NOMEM, "%s: cannot start SHA-256", path);
-    }
-    enum { BUF = 1 << 20 };
-    unsigned char *buf = malloc(BUF);
-    owl_status st = buf ? OWL_OK : owl_errorf(OWL_ERR_NOMEM, "%s: out of memory", path);
-    for (;;) {
-        if (st != OWL_OK) break;
-        ssize_t r = read(fd, buf, BUF);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) st = owl_errorf(OWL_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-        if (r <= 0) break;
-        EVP_DigestUpdate(c, buf, (size_t)r);
-    }
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(c, md, &n);
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-    out[64] = 0;
-    EVP_MD_CTX_free(c);
-    free(buf);
-    close(fd);
-    return st;
-}
-
 struct owl_audit {
     int fd;
     char *path;

@@ -20,8 +20,6 @@
 /* ---- SHA-256 (hex, 64 chars + NUL) ------------------------------------ */
 
 void owl_serve_sha256_hex(const void *data, size_t len, char out[65]);
-/* SHA-256 of a whole file. */
-owl_status owl_serve_sha256_file(const char *path, char out[65]);
 
 /* ---- audit log (audit.c) ---------------------------------------------- */
 
