@@ -11,11 +11,7 @@ rm -rf "$TMP"
 mkdir -p "$TMP"
 PY=${OWL_PYTHON:-/usr/bin/python3}
 GGUF=$OWL_TESTDATA/models/stories260K.gguf
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 # expect STATUS PATTERN ARGS...: exit STATUS, one stderr line starting with
 # "owl" that contains PATTERN.

@@ -30,12 +30,8 @@ TMP=${OWL_TMP:-/tmp}/e2e_chat
 rm -rf "$TMP"
 mkdir -p "$TMP"
 REF=$OWL_SOURCE_DIR/tests/reference
-failures=0
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 CHATML='{% for message in messages %}{{'"'"'<|im_start|>'"'"' + message['"'"'role'"'"'] + '"'"'\n'"'"' + message['"'"'content'"'"'] + '"'"'<|im_end|>'"'"' + '"'"'\n'"'"'}}{% endfor %}{% if add_generation_prompt %}{{ '"'"'<|im_start|>assistant\n'"'"' }}{% endif %}'
 printf '%s' "$CHATML" > "$TMP/chatml.jinja"

@@ -15,11 +15,7 @@ TD=$OWL_TESTDATA
 GGUF=$TD/models/stories260K.gguf
 BIN=$TD/models/stories260K.bin
 TOK=$TD/tokenizers/tinystories512/tok512.bin
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 # expect STATUS PATTERN ARGS...: owl ARGS exits with STATUS and its stderr
 # is one line that starts with "owl" and contains PATTERN (fixed string),

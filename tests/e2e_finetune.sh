@@ -21,11 +21,7 @@ SRC=${OWL_SOURCE_DIR:-$(dirname "$0")/..}
 TMP=${OWL_TMP:-/tmp}/e2e_finetune
 rm -rf "$TMP"
 mkdir -p "$TMP"
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 owl_ok() {
     local name=$1
     shift

@@ -20,34 +20,7 @@ mkdir -p "$TMP/hf" "$TMP/out" "$TMP/lic"
 WPHF=$OWL_TESTDATA/models/wp/hf
 MIT=$OWL_TESTDATA/licenses/licenses/MIT.spdx-license-list.txt
 
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-ok() { echo "ok: $*"; }
-owl_ok() {
-    local name=$1
-    shift
-    if ! "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"; then
-        fail "$name: owl $* exited with status $?: $(tail -n 3 "$TMP/$name.err")"
-        return 1
-    fi
-    ok "$name"
-}
-owl_fails() {
-    local name=$1 want=$2 pat=$3
-    shift 3
-    "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
-    local rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$name: owl $* exited with $rc, want $want: $(cat "$TMP/$name.err")"
-    elif ! grep -Eq "$pat" "$TMP/$name.err"; then
-        fail "$name: message '$(cat "$TMP/$name.err")' lacks '$pat'"
-    else
-        ok "$name: $(head -c 300 "$TMP/$name.err")"
-    fi
-}
+source "$(dirname "$0")/shell_lib.sh"
 # licence_of NAME MODEL: the licence id owl license --json finds ("unknown" if none)
 licence_of() {
     "$OWL_BIN" license --json "$2" > "$TMP/$1.json" 2> "$TMP/$1.err" || { echo "exit $?"; return; }

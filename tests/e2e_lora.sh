@@ -15,12 +15,8 @@ REF=$OWL_SOURCE_DIR/tests/reference
 TMP=${OWL_TMP:-/tmp}/e2e_lora
 rm -rf "$TMP"
 mkdir -p "$TMP"
-failures=0
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 # owl_ok NAME ARGS...: runs owl, stdout to $TMP/NAME.out, stderr to .err
 owl_ok() {

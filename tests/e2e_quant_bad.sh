@@ -19,11 +19,7 @@ SRC=${OWL_SOURCE_DIR:-$(dirname "$0")/..}
 TMP=${OWL_TMP:-/tmp}/e2e_quant_bad
 rm -rf "$TMP"
 mkdir -p "$TMP/out"
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 # owl_fails NAME PATTERN ARGS...: owl must exit with status 1 and print
 # PATTERN (grep -E) on stderr
 owl_fails() {

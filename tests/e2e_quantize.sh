@@ -22,11 +22,7 @@ TMP=${OWL_TMP:-/tmp}/e2e_quantize
 rm -rf "$TMP"
 mkdir -p "$TMP/out"
 WP=$OWL_TESTDATA/models/wp
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 owl_ok() {
     local name=$1
     shift

@@ -19,12 +19,8 @@ TOK=$TD/tokenizers/tinystories512/tok512.bin
 GGUF=$TD/models/stories260K.gguf
 WANT_TEXT=$TD/vectors/stories260K/greedy_n200.stdout.txt
 WANT_IDS=$TD/vectors/stories260K/greedy_n200.ids.txt
-failures=0
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 # same FILE_GOT FILE_WANT WHAT
 same() {

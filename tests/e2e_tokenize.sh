@@ -15,11 +15,7 @@ mkdir -p "$TMP/cases"
 PY=${OWL_PYTHON:-/usr/bin/python3}
 TD=$OWL_TESTDATA
 WP=$TD/models/wp/wp-Q4_0.gguf
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+source "$(dirname "$0")/shell_lib.sh"
 
 # Split the vectors into one file per case (exact bytes) and its ids.
 "$PY" - "$TD/vectors/llama.cpp/ggml-vocab-llama-spm.gguf" "$TMP/cases" <<'PYEOF'
