@@ -8,7 +8,8 @@
 #      time on its generated seed corpus, as CTest tests, so the last thing
 #      printed is CTest's summary.
 # Exits non-zero as soon as anything fails. Downloads nothing but Debian
-# packages. Environment: OWL_JOBS (parallel jobs, default 2),
+# packages (and the openai package from npm's registry in e2e_serve).
+# Environment: OWL_JOBS (parallel jobs, default 2),
 # OWL_FUZZ_SECONDS (per fuzzer, default 30), OWL_TESTDATA (default
 # ../shared/testdata beside the checkout).
 set -euo pipefail
@@ -21,6 +22,11 @@ export OWL_TESTDATA=${OWL_TESTDATA:-$(cd "$ROOT/.." && pwd)/shared/testdata}
 
 PACKAGES=(cmake make gcc pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libssl-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libreadline-dev
           libomp-dev clang libclang-rt-14-dev python3 python3-numpy python3-jinja2 python3-sentencepiece tmux)
+
+# Node and npm for the test with OpenAI's own client (npm install openai at
+# test time, from npm's registry); a node that is already there is used as is.
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 step() { printf '\n==== %s\n' "$*"; }
 
