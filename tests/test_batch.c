@@ -18,24 +18,6 @@ static const char *tmp;
 
 #define NSEQ 4
 
-static char *gen(const char *name, const char *args) {
-    char *prefix = path_join(tmp, name);
-    int rc = run_cmd("%s %s --out '%s' %s", test_python(), source_path("tests/reference/make_model.py"), prefix, args);
-    CHECKF(rc == 0, "make_model.py %s failed (%d)", args, rc);
-    if (rc != 0) {
-        free(prefix);
-        return NULL;
-    }
-    return prefix;
-}
-
-static char *with_ext(const char *prefix, const char *ext) {
-    size_t n = strlen(prefix) + strlen(ext) + 1;
-    char *p = malloc(n);
-    snprintf(p, n, "%s%s", prefix, ext);
-    return p;
-}
-
 /* Random F32 matrix of rows x cols in [-amp, amp). */
 static owl_mat rand_mat(int64_t rows, int64_t cols, float amp, uint64_t *rng, float **keep) {
     float *d = malloc(sizeof(float) * (size_t)(rows * cols));
@@ -127,10 +109,10 @@ static double step(owl_batch *batch, owl_ctx **ctxs, owl_ctx **solo, const int32
 }
 
 static void check_family(const char *name, const char *args, bool with_lora) {
-    char *prefix = gen(name, args);
+    char *prefix = test_make_model(tmp, name, args);
     if (!prefix) return;
-    char *gguf = with_ext(prefix, ".gguf"), *tpath = with_ext(prefix, ".tokens.txt"),
-         *lpath = with_ext(prefix, ".logits.f64");
+    char *gguf = path_ext(prefix, ".gguf"), *tpath = path_ext(prefix, ".tokens.txt"),
+         *lpath = path_ext(prefix, ".logits.f64");
     owl_model *m = NULL;
     owl_batch *batch = NULL, *small = NULL;
     owl_ctx *ctxs[NSEQ] = {0}, *solo[NSEQ] = {0};
@@ -236,9 +218,9 @@ done:
 
 /* A context of another model in the batch is refused. */
 static void check_other_model(void) {
-    char *p1 = gen("om1", "--no-ref --no-tokenizer --dim 32 --heads 2 --ffn 48 --vocab 260 --ctx 32 --layers 1");
+    char *p1 = test_make_model(tmp, "om1", "--no-ref --no-tokenizer --dim 32 --heads 2 --ffn 48 --vocab 260 --ctx 32 --layers 1");
     if (!p1) return;
-    char *g1 = with_ext(p1, ".gguf");
+    char *g1 = path_ext(p1, ".gguf");
     owl_model *a = NULL, *b = NULL;
     owl_ctx *cb = NULL;
     owl_batch *bt = NULL;

@@ -18,24 +18,6 @@
 
 static const char *tmp;
 
-static char *with_ext(const char *prefix, const char *ext) {
-    size_t n = strlen(prefix) + strlen(ext) + 1;
-    char *p = malloc(n);
-    snprintf(p, n, "%s%s", prefix, ext);
-    return p;
-}
-
-static char *gen(const char *name, const char *args) {
-    char *prefix = path_join(tmp, name);
-    int rc = run_cmd("%s %s --out '%s' %s", test_python(), source_path("tests/reference/make_model.py"), prefix, args);
-    CHECKF(rc == 0, "make_model.py %s failed (%d)", args, rc);
-    if (rc != 0) {
-        free(prefix);
-        return NULL;
-    }
-    return prefix;
-}
-
 
 
 
@@ -114,10 +96,10 @@ static double check_file(const char *what, const char *path, const char *arch, c
 
 /* The family's model in both forms against the reference logits. */
 static void check_family(const char *name, const char *args, const char *arch, int want_swa_layers) {
-    char *prefix = gen(name, args);
+    char *prefix = test_make_model(tmp, name, args);
     if (!prefix) return;
-    char *gguf = with_ext(prefix, ".gguf"), *hf = with_ext(prefix, ".hf"), *tpath = with_ext(prefix, ".tokens.txt"),
-         *lpath = with_ext(prefix, ".logits.f64");
+    char *gguf = path_ext(prefix, ".gguf"), *hf = path_ext(prefix, ".hf"), *tpath = path_ext(prefix, ".tokens.txt"),
+         *lpath = path_ext(prefix, ".logits.f64");
     int n = 0;
     int32_t *tok = test_read_ids(tpath, &n);
     CHECK(tok && n == N_TOK);
@@ -139,7 +121,7 @@ static void check_family(const char *name, const char *args, const char *arch, i
         snprintf(what, sizeof what, "%s hf", name);
         double e2 = check_file(what, hf, arch, tok, ref, vocab, want_swa_layers);
         /* owl convert's GGUF of the directory */
-        char *conv = with_ext(prefix, ".conv.gguf");
+        char *conv = path_ext(prefix, ".conv.gguf");
         int rc = run_cmd("'%s' convert '%s' -o '%s' --type f32 2>/dev/null", owl_bin(), hf, conv);
         CHECKF(rc == 0, "%s: owl convert failed (%d)", name, rc);
         snprintf(what, sizeof what, "%s converted", name);
@@ -147,7 +129,7 @@ static void check_family(const char *name, const char *args, const char *arch, i
         free(conv);
         /* Q8_0 (owl quantize of the directory): fused and split matrices alike, loosely (weights and
          * activations rounded to 8 bits give ~5e-2 on these random 2-layer models; a wrong row range ~1) */
-        char *q8 = with_ext(prefix, ".q8.gguf");
+        char *q8 = path_ext(prefix, ".q8.gguf");
         rc = run_cmd("'%s' quantize '%s' '%s' --type Q8_0 >/dev/null 2>&1", owl_bin(), hf, q8);
         CHECKF(rc == 0, "%s: owl quantize failed (%d)", name, rc);
         if (rc == 0) {
@@ -182,9 +164,9 @@ static void check_family(const char *name, const char *args, const char *arch, i
 
 /* Loading the GGUF (or, hf = true, the HF directory) fails with an error naming w1 (and w2). */
 static void check_bad(const char *name, const char *args, bool hf, owl_status want, const char *w1, const char *w2) {
-    char *prefix = gen(name, args);
+    char *prefix = test_make_model(tmp, name, args);
     if (!prefix) return;
-    char *path = with_ext(prefix, hf ? ".hf" : ".gguf");
+    char *path = path_ext(prefix, hf ? ".hf" : ".gguf");
     owl_model *m = (owl_model *)1;
     owl_status st = owl_model_load(path, NULL, &m);
     const char *err = owl_last_error();
@@ -252,9 +234,9 @@ static void check_defaults(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[512];
         snprintf(args, sizeof args, "--no-ref --dim 64 --heads 4 --kv-heads 2 --ffn 32 --vocab 260 %s", cases[i].args);
-        char *prefix = gen(cases[i].name, args);
+        char *prefix = test_make_model(tmp, cases[i].name, args);
         if (!prefix) continue;
-        char *gguf = with_ext(prefix, ".gguf");
+        char *gguf = path_ext(prefix, ".gguf");
         owl_model *m = NULL;
         owl_status st = owl_model_load(gguf, NULL, &m);
         CHECKF(st == OWL_OK, "%s: %s", cases[i].name, owl_last_error());
@@ -341,9 +323,9 @@ int main(void) {
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         char args[256];
         snprintf(args, sizeof args, SMALL "--no-ref %s", edits[i].args);
-        char *lp = gen(edits[i].name, args);
+        char *lp = test_make_model(tmp, edits[i].name, args);
         if (!lp) continue;
-        char *cfgp = with_ext(lp, ".hf/config.json"), *dir = with_ext(lp, ".hf");
+        char *cfgp = path_ext(lp, ".hf/config.json"), *dir = path_ext(lp, ".hf");
         int rc = run_cmd("%s -c \"import json,sys; p=sys.argv[1]; c=json.load(open(p)); %s; "
                          "json.dump(c, open(p, 'w'))\" '%s'",
                          test_python(), edits[i].edit, cfgp);

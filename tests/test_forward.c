@@ -14,25 +14,6 @@
 
 static const char *tmp;
 
-/* Generates a model; returns its prefix (malloc'd) or NULL. */
-static char *gen(const char *name, const char *args) {
-    char *prefix = path_join(tmp, name);
-    int rc = run_cmd("%s %s --out '%s' %s", test_python(), source_path("tests/reference/make_model.py"), prefix, args);
-    CHECKF(rc == 0, "make_model.py %s failed (%d)", args, rc);
-    if (rc != 0) {
-        free(prefix);
-        return NULL;
-    }
-    return prefix;
-}
-
-static char *with_ext(const char *prefix, const char *ext) {
-    size_t n = strlen(prefix) + strlen(ext) + 1;
-    char *p = malloc(n);
-    snprintf(p, n, "%s%s", prefix, ext);
-    return p;
-}
-
 
 
 
@@ -59,10 +40,10 @@ static double eval_chunks(owl_ctx *ctx, const int32_t *tok, const double *ref, i
 }
 
 static void check_model(const char *name, const char *args, double tol, int n_heads, int n_kv, bool tied) {
-    char *prefix = gen(name, args);
+    char *prefix = test_make_model(tmp, name, args);
     if (!prefix) return;
-    char *gguf = with_ext(prefix, ".gguf"), *tpath = with_ext(prefix, ".tokens.txt"),
-         *lpath = with_ext(prefix, ".logits.f64");
+    char *gguf = path_ext(prefix, ".gguf"), *tpath = path_ext(prefix, ".tokens.txt"),
+         *lpath = path_ext(prefix, ".logits.f64");
     owl_model *m = NULL;
     owl_status st = owl_model_load(gguf, NULL, &m);
     CHECKF(st == OWL_OK, "%s: load: %s", name, owl_last_error());
@@ -156,9 +137,9 @@ done:
 
 /* Loading fails with status `want` and an error text containing each of the words. */
 static void check_bad_model(const char *name, const char *args, owl_status want, const char *w1, const char *w2) {
-    char *prefix = gen(name, args);
+    char *prefix = test_make_model(tmp, name, args);
     if (!prefix) return;
-    char *gguf = with_ext(prefix, ".gguf");
+    char *gguf = path_ext(prefix, ".gguf");
     owl_model *m = (owl_model *)1;
     owl_status st = owl_model_load(gguf, NULL, &m);
     const char *err = owl_last_error();
@@ -172,9 +153,9 @@ static void check_bad_model(const char *name, const char *args, owl_status want,
 }
 
 static void check_bad_calls(void) {
-    char *prefix = gen("calls", "--no-ref --no-tokenizer --vocab 300 --ctx 32 --dim 64 --heads 4 --kv-heads 1");
+    char *prefix = test_make_model(tmp, "calls", "--no-ref --no-tokenizer --vocab 300 --ctx 32 --dim 64 --heads 4 --kv-heads 1");
     if (!prefix) return;
-    char *gguf = with_ext(prefix, ".gguf");
+    char *gguf = path_ext(prefix, ".gguf");
     owl_model *m = NULL;
     owl_status st = owl_model_load(gguf, NULL, &m);
     CHECKF(st == OWL_OK, "load: %s", owl_last_error());

@@ -158,3 +158,21 @@ double test_rel_err(const float *got, const double *ref, int n) {
     }
     return sqrt(num) / (sqrt(den) + 1e-300);
 }
+
+char *path_ext(const char *prefix, const char *ext) {
+    size_t n = strlen(prefix) + strlen(ext) + 1;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s%s", prefix, ext);
+    return p;
+}
+
+char *test_make_model(const char *dir, const char *name, const char *args) {
+    char *prefix = path_join(dir, name);
+    int rc = run_cmd("%s %s --out '%s' %s", test_python(), source_path("tests/reference/make_model.py"), prefix, args);
+    CHECKF(rc == 0, "make_model.py %s failed (%d)", args, rc);
+    if (rc != 0) {
+        free(prefix);
+        return NULL;
+    }
+    return prefix;
+}

@@ -41,6 +41,11 @@ const char *testdata_path(const char *rel);
 const char *test_tmpdir(const char *name);
 /* Joins dir and name into a malloc'd path. */
 char *path_join(const char *dir, const char *name);
+/* prefix followed by ext, malloc'd ("/tmp/m" + ".gguf"). */
+char *path_ext(const char *prefix, const char *ext);
+/* Runs tests/reference/make_model.py --out dir/name ARGS (a failure is a
+ * failed check); returns the malloc'd prefix of what it wrote, or NULL. */
+char *test_make_model(const char *dir, const char *name, const char *args);
 /* Runs a shell command, returns its exit status (-1 if it did not exit). */
 int run_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Runs a shell command and captures stdout into a malloc'd string. */
