@@ -22,29 +22,6 @@ TMP=${OWL_TMP:-/tmp}/e2e_finetune
 rm -rf "$TMP"
 mkdir -p "$TMP"
 source "$(dirname "$0")/shell_lib.sh"
-owl_ok() {
-    local name=$1
-    shift
-    if ! "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"; then
-        fail "$name: owl $* exited with status $?: $(tail -n 3 "$TMP/$name.err")"
-        return 1
-    fi
-    echo "ok: $name"
-}
-# owl_fails NAME WANT_STATUS PATTERN ARGS...
-owl_fails() {
-    local name=$1 want=$2 pat=$3
-    shift 3
-    "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
-    local rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$name: owl $* exited with $rc, want $want: $(tail -n 3 "$TMP/$name.err")"
-    elif ! grep -Eq -- "$pat" "$TMP/$name.err"; then
-        fail "$name: message '$(tail -n 3 "$TMP/$name.err")' lacks '$pat'"
-    else
-        echo "ok: $name: $(grep -E -- "$pat" "$TMP/$name.err" | head -n 1 | head -c 200)"
-    fi
-}
 same_files() { # NAME DIR1 DIR2 FILE...
     local name=$1 a=$2 b=$3
     shift 3

@@ -23,29 +23,8 @@ rm -rf "$TMP"
 mkdir -p "$TMP/out"
 WP=$OWL_TESTDATA/models/wp
 source "$(dirname "$0")/shell_lib.sh"
-owl_ok() {
-    local name=$1
-    shift
-    if ! "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"; then
-        fail "$name: owl $* exited with status $?: $(tail -n 3 "$TMP/$name.err")"
-        return 1
-    fi
-}
 # owl_fails NAME WANT_STATUS PATTERN ARGS...: owl must exit with WANT_STATUS
 # and print PATTERN (grep -E) on stderr
-owl_fails() {
-    local name=$1 want=$2 pat=$3
-    shift 3
-    "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
-    local rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$name: owl $* exited with $rc, want $want: $(cat "$TMP/$name.err")"
-    elif ! grep -Eq "$pat" "$TMP/$name.err"; then
-        fail "$name: message '$(cat "$TMP/$name.err")' lacks '$pat'"
-    else
-        echo "ok: $name: $(head -c 200 "$TMP/$name.err")"
-    fi
-}
 nothing_left() { # DIR WHAT
     if [ -n "$(ls -A "$1")" ]; then fail "$2: left behind: $(ls -A "$1")"; else echo "ok: $2: nothing left behind"; fi
 }

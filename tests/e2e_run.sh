@@ -32,15 +32,6 @@ same() {
     fi
 }
 
-# owl_ok NAME ARGS...: runs owl, stdout to $TMP/NAME.out, stderr to .err
-owl_ok() {
-    local name=$1
-    shift
-    if ! "$OWL_BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"; then
-        fail "$name: owl $* exited with status $?: $(tail -n 3 "$TMP/$name.err")"
-        return 1
-    fi
-}
 
 # Most runs use one thread (quicker on a busy 2-core machine); the first
 # two use the default (all cores).

@@ -27,7 +27,7 @@ owl_fails() {
     local rc=$?
     if [ "$rc" != "$want" ]; then
         fail "$name: owl $* exited with $rc, want $want: $(cat "$TMP/$name.err")"
-    elif ! grep -Eq "$pat" "$TMP/$name.err"; then
+    elif ! grep -Eq -- "$pat" "$TMP/$name.err"; then
         fail "$name: message '$(cat "$TMP/$name.err")' lacks '$pat'"
     else
         ok "$name: $(head -c 300 "$TMP/$name.err")"
